@@ -59,7 +59,7 @@ def main():
         s = build_zoo(cfg, tmp, workers=workers, device=a.device, progress=False, assemble=False)
         t_proj = time.perf_counter() - t
     t = time.perf_counter()
-    me_base = straightforward(specs, data, tc, a.device)*a.epochs
+    me_base = straightforward(specs, data, tc, a.device)
     t_base = time.perf_counter() - t
     me_proj = s['model_epochs']
     assert me_proj == me_base, (me_proj, me_base)
