@@ -1,5 +1,8 @@
-"""Time to tokenize a whole zoo with the project's `ChunkTokenizer` (one gather) against a per-token Python loop
-like the report's `EmbedderNeuronGroup.multilinear` (slice `v[:, i*80:(i+1)*80]` per token, pad the 16-wide ones, stack).
+"""Time to tokenize a whole zoo with the project's tokenizers against a per-token Python loop like the report's
+`EmbedderNeuronGroup.multilinear` (slice `v[:, i*80:(i+1)*80]` per token, pad the 16-wide ones, stack).
+`ChunkTokenizer` copies its two groups of consecutive chunks as reshaped slices (`IndexTokenizer.runs`);
+`NeuronTokenizer` gathers through one index. Reference lines: the generic gather on chunk tokens (what the chunk
+tokenizer did before the copy route), and a plain copy of the output's size (the floor for any tokenizer).
 
 Usage: python benchmarks/tokenize_speed.py [ZOO_PATH] [--rows N] [--repeats R] [--out FILE]
 ZOO_PATH defaults to `zoo_quick` (a quick zoo built with `wm-zoo --preset quick --out zoo_quick`); if no zoo is
@@ -38,10 +41,18 @@ def _rel(p):
 
 def best_time(f, repeats):
     "Best wall time of `repeats` calls of f (after one warm-up call)."
-    f(); ts = []
+    return best_times([f], repeats)[0]
+
+
+def best_times(fs, repeats):
+    """Best wall time of each function in `fs` over `repeats` rounds, the functions taking turns within each round
+    (so that both sides of a comparison see the same machine load)."""
+    for f in fs: f()
+    ts = [[] for _ in fs]
     for _ in range(repeats):
-        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
-    return min(ts)
+        for f, t in zip(fs, ts):
+            t0 = time.perf_counter(); f(); t.append(time.perf_counter() - t0)
+    return [min(t) for t in ts]
 
 
 def main(argv=None):
@@ -68,17 +79,25 @@ def main(argv=None):
     ct, nt = ChunkTokenizer(), NeuronTokenizer()
     assert torch.equal(ct.tokenize(w), loop_tokenize(w)) and torch.equal(nt.tokenize(w), loop_tokenize_neuron(w, nt))
     modes = [('whole zoo in one call', [w]), (f'batches of {a.batch}', list(w.split(a.batch))), ('one row per call', list(w.split(1)))]
-    lines.append(f"time to tokenize all {len(w)} rows (ms), best of {a.repeats} runs; outputs checked identical to the loop's")
+    lines.append(f"time to tokenize all {len(w)} rows (ms), best of {a.repeats} runs (tokenizer and loop taking turns); outputs checked identical to the loop's")
     lines.append(f"{'tokens':7s} {'calls':24s} {'tokenizer':>10s} {'per-token loop':>15s} {'speed-up':>9s}")
+    assert ct.runs is not None and nt.runs is None  # chunk tokens take the copy route, neuron tokens the gather
+    loop_all = {}
     for tname, fast, slow in (('chunk', ct.tokenize, loop_tokenize), ('neuron', nt.tokenize, lambda b: loop_tokenize_neuron(b, nt))):
         for mname, parts in modes:
-            tf = best_time(lambda: [fast(b) for b in parts], a.repeats)
-            ts = best_time(lambda: [slow(b) for b in parts], a.repeats)
+            tf, ts = best_times([lambda: [fast(b) for b in parts], lambda: [slow(b) for b in parts]], a.repeats)
             lines.append(f"{tname:7s} {mname:24s} {1e3 * tf:10.3f} {1e3 * ts:15.3f} {ts / tf:8.1f}x")
+            if len(parts) == 1: loop_all[tname] = ts
+    index = ct.index.flatten()
+    gather = lambda b: F.pad(b, (0, 1)).index_select(-1, index).unflatten(-1, (ct.n_tokens, ct.token_dim))
+    assert torch.equal(gather(w), ct.tokenize(w))
+    lines.append(f"reference: chunk tokens by the generic gather instead, whole zoo in one call: {1e3 * best_time(lambda: gather(w), a.repeats):.3f} ms")
     for tname, tk in (('chunk', ct), ('neuron', nt)):
         src = torch.randn(len(w), tk.n_tokens * tk.token_dim)
+        tc = best_time(lambda: src.clone(), a.repeats)
         lines.append(f"reference: copying one {tname}-token output ({len(w)}, {tk.n_tokens}, {tk.token_dim}) once: "
-                     f"{1e3 * best_time(lambda: src.clone(), a.repeats):.3f} ms (no tokenizer can beat writing its output)")
+                     f"{1e3 * tc:.3f} ms (no tokenizer can beat writing its output); whole-zoo loop / this copy = "
+                     f"{loop_all[tname] / tc:.1f}x, the most any tokenizer could gain in one call")
     text = '\n'.join(lines)
     print(text)
     if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(text + '\n')

@@ -12,9 +12,11 @@ Both models are trained with the same loss (MSE to a target vector), the same op
 for torch's default, which on a CPU loops over the parameter tensors) and the same random standardized inputs. Timings
 are interleaved in rounds and the median over rounds is reported. On a CPU with one thread (the default) the rate is
 steps per second of process CPU time, which other processes sharing the cores do not distort; wall-clock rates are
-printed beside it.
+printed beside it. `--breakdown` also times each part of both models alone (embedders, encoder layers with their attention
+core and norms, Neck2Seq, Seq2Vec, the optimizer step) and prints where a training step spends its time.
 
     python benchmarks/transformer_speed.py                         # CPU, 'small' preset, batch 36
+    python benchmarks/transformer_speed.py --breakdown             # ... and the time of each part of both models
     python benchmarks/transformer_speed.py --preset report --d_model 240 --neck 128    # a reduced report config
     python benchmarks/transformer_speed.py --device cuda --preset report --bf16         # GPU: the report model, bf16
 """
@@ -220,6 +222,59 @@ def timed_rounds(steps, rounds, per_round, warmup, device):
             sync(device); wall[k].append(per_round / (time.perf_counter() - t)); cpu[k].append(per_round / (time.process_time() - c))
     return wall, cpu
 
+def fwd_bwd(f, grad, leaves):
+    "A closure: forward `f()`, backward `grad`, then drop the gradients of `leaves` (parameters and inputs), as a step does."
+    def run():
+        out = f()
+        out.backward(grad)
+        for t in leaves: t.grad = None
+    return run
+
+def breakdown(cfg, models, batch_size, rounds, reps, device, adam_kw):
+    """Per-step time of each part of the two models, each timed alone (forward + backward, or the optimizer step), in ms of
+    process time: part name -> (count per step, project ms, listing ms), counts already multiplied in."""
+    ours, ref = models['project'], models['report listing']
+    B, T, d, h, N = batch_size, ours.tok.n_tokens, cfg.d_model, cfg.heads, cfg.n_layers
+    g = torch.Generator(device='cpu').manual_seed(1)
+    rnd = lambda *shape, grad=False: torch.randn(*shape, generator=g).to(device).requires_grad_(grad)
+    w, x, gx = rnd(B, cfg.n_params), rnd(B, T, d, grad=True), rnd(B, T, d)
+    qkv = [rnd(B, T, d, grad=True) for _ in range(3)]
+    heads = lambda: [t.view(B, T, h, d // h).transpose(1, 2) for t in qkv]
+    gh = rnd(B, h, T, d // h)
+    z, flat, gvec = rnd(B, cfg.neck, grad=True), rnd(B, T * d, grad=True), rnd(B, cfg.n_params)
+    e_ours, e_ref = ours.encoders[0], ref.enc1
+    l_ours, l_ref = e_ours.layers[0], e_ref.layers[0]
+    drop = nn.Dropout(cfg.dropout)
+    ps = lambda m: list(m.parameters())
+    parts = {  # name -> (count per step, project closure, listing closure)
+        'embedder (tokens -> d_model)': (2, fwd_bwd(lambda: e_ours.embed(ours.tok.tokenize(w)), gx, ps(e_ours.embed)),
+                                         fwd_bwd(lambda: e_ref.embed(w), gx, ps(e_ref.embed))),
+        'encoder layer (whole)': (3 * N, fwd_bwd(lambda: l_ours(x), gx, ps(l_ours) + [x]),
+                                  fwd_bwd(lambda: l_ref(x, None)[0], gx, ps(l_ref) + [x])),
+        '  its attention core': (3 * N, fwd_bwd(lambda: F.scaled_dot_product_attention(*heads(), dropout_p=cfg.dropout), gh, qkv),
+                                 fwd_bwd(lambda: attention(*heads(), d // h, None, drop)[0], gh, qkv)),
+        '  its 2 norms': (2 * 3 * N, fwd_bwd(lambda: l_ours.norm_1(x), gx, ps(l_ours.norm_1) + [x]),
+                          fwd_bwd(lambda: l_ref.norm_1(x), gx, ps(l_ref.norm_1) + [x])),
+        'final norm': (3, fwd_bwd(lambda: e_ours.norm(x), gx, ps(e_ours.norm) + [x]), fwd_bwd(lambda: e_ref.norm(x), gx, ps(e_ref.norm) + [x])),
+        'Neck2Seq': (1, fwd_bwd(lambda: ours.decoder.neck2seq(z), gx, ps(ours.decoder.neck2seq) + [z]),
+                     fwd_bwd(lambda: ref.dec.neck2seq(z), gx, ps(ref.dec.neck2seq) + [z])),
+        'Seq2Vec (the same Linear)': (1, fwd_bwd(lambda: ours.decoder.seq2vec(flat), gvec, ps(ours.decoder.seq2vec) + [flat]),
+                                      fwd_bwd(lambda: ref.dec.seq2vec(flat), gvec, ps(ref.dec.seq2vec) + [flat])),
+    }
+    opts = {}
+    for k, m in models.items():  # the optimizer step alone, on copies of the parameters with fixed random gradients
+        copies = [p_.detach().clone().requires_grad_() for p_ in m.parameters()]
+        for p_ in copies: p_.grad = torch.randn_like(p_) * 1e-3
+        opts[k] = torch.optim.Adam(copies, lr=1e-4, **adam_kw)
+    parts['Adam step'] = (1, opts['project'].step, opts['report listing'].step)
+    fns = {}
+    for name, (n, fo, fr) in parts.items():
+        fns[(name, 'project')], fns[(name, 'report listing')] = fo, fr
+    wall, cpu = timed_rounds({k: (lambda f=f: [f() for _ in range(reps)]) for k, f in fns.items()}, rounds, 1, 2, device)
+    use = cpu if device.type == 'cpu' else wall
+    return {name: (n, *(n * 1e3 / (reps * statistics.median(use[(name, k)])) for k in ('project', 'report listing')))
+            for name, (n, _, _) in parts.items()}
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--preset', default='small', help="TransformerAE preset whose config both models use")
@@ -234,6 +289,7 @@ def main():
     p.add_argument('--project_only', action='store_true', help='time only the project model (e.g. the full report preset on a GPU)')
     p.add_argument('--default_adam', action='store_true', help="torch's default Adam for both (on a CPU a per-tensor loop) instead of fused Adam")
     p.add_argument('--out', help='also write the results as JSON here')
+    p.add_argument('--breakdown', action='store_true', help='also time each part of both models alone and print where a step spends its time')
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -277,9 +333,23 @@ def main():
     if not a.project_only:
         ratio, ratio_wall = med['project'] / med['report listing'], med_wall['project'] / med_wall['report listing']
         print(f"ratio project / report listing: {ratio:.2f}x" + (f" (wall clock: {ratio_wall:.2f}x)" if use_cpu else ''))
+    parts = None
+    if a.breakdown and not a.project_only:
+        parts = breakdown(cfg, models, a.batch, a.rounds, a.steps, dev, {} if a.default_adam else {'fused': True})
+        unit_ms = 'ms of CPU time' if use_cpu else 'ms wall clock'
+        print(f"breakdown: each part timed alone (forward + backward, {a.steps} repeats, median of {a.rounds} interleaved rounds), {unit_ms} per training step")
+        print(f"  {'part':32s} {'x/step':>6s} {'project':>9s} {'listing':>9s}")
+        for name, (n, po, pr) in parts.items():
+            print(f"  {name:32s} {n:6d} {po:9.1f} {pr:9.1f}")
+        step_ms = {k: 1e3 / med[k] for k in med}
+        print(f"  {'whole training step (measured)':32s} {'':6s} {step_ms['project']:9.1f} {step_ms['report listing']:9.1f}")
+        fixed = sum(parts[k][1] for k in ('encoder layer (whole)', 'Seq2Vec (the same Linear)', 'Adam step'))
+        print(f"  project's encoder layers + Seq2Vec + Adam: {fixed:.1f} ms = {fixed / step_ms['project']:.0%} of its step; were everything else free, "
+              f"the ratio could be at most {step_ms['report listing'] / fixed:.2f}x")
     if a.out:
         with open(a.out, 'w') as f:
             json.dump(dict(argv=sys.argv[1:], config=conf, batch=a.batch, bf16=a.bf16, device=dev_name, unit=unit, steps_per_s=med, rounds=rates, wall_steps_per_s=med_wall,
-                           ratio=med['project'] / med['report listing'] if not a.project_only else None), f, indent=1)
+                           ratio=med['project'] / med['report listing'] if not a.project_only else None,
+                           breakdown_ms={k: dict(per_step=n, project=po, listing=pr) for k, (n, po, pr) in parts.items()} if parts else None), f, indent=1)
 
 if __name__ == '__main__': main()

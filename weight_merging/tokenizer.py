@@ -15,13 +15,26 @@ import torch.nn.functional as F
 from .zoo import LAYERS, LAYER_SLICES, N_PARAMS, ACTIVATIONS
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'HIDDEN_UNITS', 'IndexTokenizer', 'ChunkTokenizer', 'NeuronTokenizer', 'get_tokenizer',
-           'LayerStandardizer', 'permutation_index', 'random_unit_perms', 'permute_weights', 'PermutationBank',
-           'PermutationAugment']
+__all__ = ['TOKENIZERS', 'HIDDEN_UNITS', 'consecutive_runs', 'IndexTokenizer', 'ChunkTokenizer', 'NeuronTokenizer',
+           'get_tokenizer', 'LayerStandardizer', 'permutation_index', 'random_unit_perms', 'permute_weights',
+           'PermutationBank', 'PermutationAugment']
+
+# %% ../nbs/02_tokenizer.ipynb #13eb5165
+def consecutive_runs(tokens: list  # one sequence of parameter positions per token, in order
+                    ) -> list | None:
+    "(first parameter, first token, width, count) per group of equal-width tokens if the tokens are consecutive slices of 0..2463 in order, else None."
+    runs, start = [], 0
+    for i, t in enumerate(tokens):
+        t = torch.as_tensor(t, dtype=torch.long)
+        if t.ndim != 1 or not torch.equal(t, torch.arange(start, start + len(t))): return None
+        if runs and runs[-1][2] == len(t): runs[-1][3] += 1
+        else: runs.append([start, i, len(t), 1])
+        start += len(t)
+    return [tuple(r) for r in runs] if start == N_PARAMS else None
 
 # %% ../nbs/02_tokenizer.ipynb #b653116b
 class IndexTokenizer:
-    "Tokens (n_tokens, token_dim) gathered from (..., 2464) vectors by one precomputed index; zero padding where `mask` is False."
+    "Tokens (n_tokens, token_dim) from (..., 2464) vectors by one precomputed index (or reshaped slices for consecutive tokens); zero padding where `mask` is False."
     def __init__(self,
                  tokens: list,  # one sequence of parameter positions per token, in order
                  name: str = 'index'):  # a short name for reprs and configs
@@ -39,6 +52,7 @@ class IndexTokenizer:
         inverse = torch.empty(N_PARAMS, dtype=torch.long)
         inverse[index[self.mask]] = torch.nonzero(self.mask.flatten()).squeeze(1)
         self.inverse = inverse  # flat token position of each parameter
+        self.runs = consecutive_runs(tokens)  # groups of consecutive slices: copied, not gathered (None: gather)
         self._cache = {}
 
     def _tables(self, device):
@@ -50,16 +64,31 @@ class IndexTokenizer:
         "(..., 2464) parameter vectors -> (..., n_tokens, token_dim) tokens, zeros at padding."
         w = torch.as_tensor(w)
         if w.shape[-1] != N_PARAMS: raise ValueError(f"{self.name} tokenizer: expected (..., {N_PARAMS}) vectors, got shape {tuple(w.shape)}")
-        index, _ = self._tables(w.device)
-        return F.pad(w, (0, 1)).index_select(-1, index).unflatten(-1, (self.n_tokens, self.token_dim))
+        if self.runs is None:
+            index, _ = self._tables(w.device)
+            return F.pad(w, (0, 1)).index_select(-1, index).view(*w.shape[:-1], self.n_tokens, self.token_dim)
+        lead, D = w.shape[:-1], self.token_dim
+        out = w.new_empty(*lead, self.n_tokens, D)
+        ws, wst, os = w.stride()[:-1], w.stride(-1), out.stride()[:-2]
+        for p0, t0, width, count in self.runs:  # per group of tokens: one copy, one zero fill of its padding
+            src = w.as_strided((*lead, count, width), (*ws, width * wst, wst), w.storage_offset() + p0 * wst)  # w[..., p0:p0+count*width] as (count, width)
+            out.as_strided((*lead, count, width), (*os, D, 1), t0 * D).copy_(src)
+            if width < D: out.as_strided((*lead, count, D - width), (*os, D, 1), t0 * D + width).zero_()
+        return out
 
     def detokenize(self, t: torch.Tensor) -> torch.Tensor:
         "(..., n_tokens, token_dim) tokens -> (..., 2464) parameter vectors; the exact inverse of `tokenize` (padding ignored)."
         t = torch.as_tensor(t)
         if tuple(t.shape[-2:]) != (self.n_tokens, self.token_dim):
             raise ValueError(f"{self.name} tokenizer: expected (..., {self.n_tokens}, {self.token_dim}) tokens, got shape {tuple(t.shape)}")
-        _, inverse = self._tables(t.device)
-        return t.flatten(-2).index_select(-1, inverse)
+        if self.runs is None:
+            _, inverse = self._tables(t.device)
+            return t.flatten(-2).index_select(-1, inverse)
+        lead = t.shape[:-2]
+        out = t.new_empty(*lead, N_PARAMS)
+        for p0, t0, width, count in self.runs:  # a view of `out` (never a copy), so that the write lands in `out`
+            out.as_strided((*lead, count, width), (*out.stride()[:-1], width, 1), p0).copy_(t[..., t0:t0 + count, :width])
+        return out
 
     __call__ = tokenize
     def __repr__(self): return f"{type(self).__name__}({self.n_tokens} tokens of width <= {self.token_dim}, groups {self.groups})"
