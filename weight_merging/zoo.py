@@ -580,7 +580,7 @@ class Zoo:
         if seed is not None: keep &= self.meta.seed.isin(as_list(seed)).to_numpy()
         if classes is not None:
             outside = [c for c in MEMBER_COLS if int(c) not in set(as_list(classes))]
-            keep &= (self.meta[outside].sum(1) == 0).to_numpy()
+            keep &= (self.meta[outside].sum(axis=1) == 0).to_numpy()
         idx = np.nonzero(keep)[0]
         return Zoo(self.weights[idx], self.meta.iloc[idx], self.config, self.history)
 
@@ -631,7 +631,7 @@ def zoo_stats(zoo: Zoo) -> dict:
     "Models, rows, and the final test accuracy by experience size (median, min, max)."
     m = zoo.meta
     final = m[m.epoch == m.stop_epoch].copy()
-    final['size'] = final[MEMBER_COLS].sum(1)
+    final['size'] = final[MEMBER_COLS].sum(axis=1)
     by = final.groupby('size').Accuracy
     return dict(rows=len(m), models=len(final), bins=sorted(m.bin.unique().tolist()),
                 accuracy_by_size={int(k): dict(n=int(v.count()), median=round(float(v.median()), 2), min=round(float(v.min()), 2), max=round(float(v.max()), 2))
@@ -650,7 +650,7 @@ def read_zoo_csv(path) -> Zoo:
     "Read a zoo CSV in the report's format, checking columns, values, activations and inits."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"zoo CSV {path} does not exist")
-    try: df = pd.read_csv(path, float_precision='round_trip', low_memory=False)
+    try: df = pd.read_csv(path, low_memory=False)
     except pd.errors.ParserError as e: raise ValueError(f"zoo CSV {path}: malformed row ({e})") from None
     pcols, want = [c for c in df.columns if c.split(' ')[0] in ('weight', 'bias')], param_columns()
     if pcols != want:
