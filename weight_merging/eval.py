@@ -136,8 +136,10 @@ def cnn_logits(vecs: torch.Tensor,  # (M, 2464) CNN parameter vectors
     for m0 in range(0, M, model_chunk):
         P = vec_to_params(vecs[m0:m0 + model_chunk]); Mc = len(P['conv1.bias'])
         W1, b1 = P['conv1.weight'].reshape(Mc * 8, 25).T.contiguous(), P['conv1.bias'].reshape(-1)
-        W2, b2 = P['conv2.weight'].reshape(Mc * 6, 8, 5, 5), P['conv2.bias'].reshape(1, -1, 1, 1)
-        W3, b3 = P['conv3.weight'].reshape(Mc * 4, 6, 2, 2), P['conv3.bias'].reshape(-1)
+        # conv2's 6 output channels padded to 8 with zeros (the grouped convolution runs faster on 8), conv3 reads the 2 extra as zeros
+        W2 = F.pad(P['conv2.weight'], (0, 0, 0, 0, 0, 0, 0, 2)).reshape(Mc * 8, 8, 5, 5).contiguous(memory_format=torch.channels_last)
+        b2 = F.pad(P['conv2.bias'], (0, 2)).reshape(1, -1, 1, 1)
+        W3, b3 = F.pad(P['conv3.weight'], (0, 0, 0, 0, 0, 2)).reshape(Mc * 4, 8, 2, 2), P['conv3.bias'].reshape(-1)
         W4, b4 = P['fc1.weight'].transpose(1, 2), P['fc1.bias'][:, None]
         W5, b5 = P['fc2.weight'].transpose(1, 2), P['fc2.bias'][:, None]
         for i0 in range(0, n, image_chunk):
