@@ -17,13 +17,14 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap, jacrev
 
 from .zoo import (ACT_FNS, LAYERS, LAYER_SLICES, MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activation,
-                                load_data, load_zoo, model_to_vec, vec_to_model, vec_to_params, params_to_vec, population_forward,
+                                load_data, load_zoo, zoo_data, model_to_vec, vec_to_model, vec_to_params, params_to_vec, population_forward,
                                 atomic_write, build_zoo, run_provenance)
+from .tokenizer import HIDDEN_UNITS, permutation_index, permute_weights
 
 # %% auto #0
-__all__ = ['PERM_SPEC', 'PERM_SIZES', 'CL_STRATEGIES', 'RUN_PRESETS', 'EVAL_DEFAULTS', 'zoo_data', 'eval_triples', 'triple_table',
-           'initial_weights', 'MergeContext', 'make_context', 'cnn_logits', 'Ensemble', 'model_logits', 'split_images',
-           'score_models', 'Method', 'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average',
+__all__ = ['PERM_SPEC', 'CL_STRATEGIES', 'RUN_PRESETS', 'EVAL_DEFAULTS', 'eval_triples', 'triple_table', 'initial_weights',
+           'MergeContext', 'make_context', 'cnn_logits', 'Ensemble', 'model_logits', 'split_images', 'score_models',
+           'Method', 'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average',
            'task_arithmetic', 'ta_method', 'ties_merge', 'ties_method', 'permute_cnn', 'weight_matching',
            'rebasin_average', 'fisher_diagonal', 'fisher_merge', 'fisher_method', 'layer_inputs', 'regmean_merge',
            'regmean_method', 'ensemble_method', 'tune', 'tensor_benchmark', 'CLConfig', 'cl_evaluator', 'make_strategy',
@@ -32,13 +33,6 @@ __all__ = ['PERM_SPEC', 'PERM_SIZES', 'CL_STRATEGIES', 'RUN_PRESETS', 'EVAL_DEFA
            'evaluate', 'merger_method', 'baseline_methods', 'md_table', 'write_report', 'load_result', 'Merger',
            'merger_from_model', 'load_merger', 'run_eval', 'wm_eval', 'eval_settings', 'StageLog', 'headline_markdown',
            'run_report', 'compare_results', 'run_study', 'wm_run']
-
-# %% ../nbs/06_eval.ipynb #eae1fee9
-def zoo_data(zoo: Zoo,  # a loaded zoo (its config says which data and split it was trained on)
-             mnist_dir=None):  # folder holding MNIST/raw, for zoos built on full MNIST
-    "The images and the train/val/test split that `zoo` was trained with."
-    c = zoo.config or {}
-    return load_data(c.get('data', 'digits'), mnist_dir, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0))
 
 # %% ../nbs/06_eval.ipynb #4fa2ec2a
 from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples, bits_classes
@@ -316,49 +310,41 @@ PERM_SPEC = {'conv1': [('conv1.weight', 0), ('conv1.bias', 0), ('conv2.weight', 
              'conv3': [('conv3.weight', 0), ('conv3.bias', 0), ('fc1.weight', 1)],  # fc1.weight seen as (20, 4, 9)
              'fc1': [('fc1.weight', 0), ('fc1.bias', 0), ('fc2.weight', 1)]}  # permutable units: (parameter, axis) they act on
 
-# %% ../nbs/06_eval.ipynb #c92555ee
-PERM_SIZES = {'conv1': 8, 'conv2': 6, 'conv3': 4, 'fc1': 20}  # number of units of each permutation
-
 # %% ../nbs/06_eval.ipynb #00c244c5
+def permute_cnn(w: torch.Tensor,  # (2464,) one CNN
+                perms: dict):  # unit set of `HIDDEN_UNITS` -> permutation (new unit i = old unit perms[name][i])
+    "The same function with its hidden units permuted, through the tokenizer's `permutation_index`."
+    missing = set(HIDDEN_UNITS) - set(perms)
+    if missing: raise ValueError(f"perms lacks the unit sets {sorted(missing)}; needs {', '.join(HIDDEN_UNITS)}")
+    return permute_weights(w[None], permutation_index(torch.cat([torch.as_tensor(perms[n]) for n in HIDDEN_UNITS])))[0]
+
+# %% ../nbs/06_eval.ipynb #7b59f5db
 def _perm_params(w: torch.Tensor) -> dict:
-    p = {k: v.clone() for k, v in vec_to_params(w).items()}
+    "Parameters of one CNN with fc1.weight seen as (20, 4, 9), so that each unit set of `PERM_SPEC` acts on one axis."
+    p = dict(vec_to_params(w))
     p['fc1.weight'] = p['fc1.weight'].reshape(20, 4, 9)
     return p
 
-def _unperm_params(p: dict) -> torch.Tensor:
-    return params_to_vec({**p, 'fc1.weight': p['fc1.weight'].reshape(20, 36)})
-
-def permute_cnn(w: torch.Tensor,  # (2464,) one CNN
-                perms: dict):  # unit set -> LongTensor permutation (new unit i = old unit perms[i])
-    "The same function with its hidden units permuted: along each axis of `PERM_SPEC`, new[i] = old[perm[i]]."
-    p = _perm_params(w)
-    for name, axes in PERM_SPEC.items():
-        perm = torch.as_tensor(perms[name])
-        if sorted(perm.tolist()) != list(range(PERM_SIZES[name])): raise ValueError(f"perms[{name!r}] is not a permutation of 0..{PERM_SIZES[name] - 1}")
-        for k, ax in axes: p[k] = p[k].index_select(ax, perm)
-    return _unperm_params(p)
-
-# %% ../nbs/06_eval.ipynb #7b59f5db
 def weight_matching(wa: torch.Tensor,  # (2464,) the reference CNN (parent 1)
                     wb: torch.Tensor,  # (2464,) the CNN to align (parent 2)
                     max_iter: int = 100, seed: int = 0) -> dict:
     "Permutations that align `wb` to `wa` (so `permute_cnn(wb, perms)` ≈ `wa`), by layer-wise linear assignment (Git Re-Basin)."
     from scipy.optimize import linear_sum_assignment
     pa, pb = _perm_params(wa.double()), _perm_params(wb.double())
-    perms = {n: torch.arange(s) for n, s in PERM_SIZES.items()}
+    perms = {n: torch.arange(s) for n, s in HIDDEN_UNITS.items()}
     rng = np.random.default_rng(seed)
     for _ in range(max_iter):
         changed = False
         for n in rng.permutation(list(PERM_SPEC)):
-            A = torch.zeros(PERM_SIZES[n], PERM_SIZES[n], dtype=torch.float64)
+            A = torch.zeros(HIDDEN_UNITS[n], HIDDEN_UNITS[n], dtype=torch.float64)
             for k, ax in PERM_SPEC[n]:
                 b = pb[k]
                 for n2, axes2 in PERM_SPEC.items():  # the other permutations touching this parameter, as they stand
                     if n2 != n: b = functools.reduce(lambda t, ka: t.index_select(ka[1], perms[n2]) if ka[0] == k else t, axes2, b)
-                A += pa[k].movedim(ax, 0).reshape(PERM_SIZES[n], -1) @ b.movedim(ax, 0).reshape(PERM_SIZES[n], -1).T
+                A += pa[k].movedim(ax, 0).reshape(HIDDEN_UNITS[n], -1) @ b.movedim(ax, 0).reshape(HIDDEN_UNITS[n], -1).T
             _, ci = linear_sum_assignment(A.numpy(), maximize=True)
             new = torch.as_tensor(ci)
-            ar = torch.arange(PERM_SIZES[n])
+            ar = torch.arange(HIDDEN_UNITS[n])
             if A[ar, new].sum() > A[ar, perms[n]].sum() + 1e-12: perms[n], changed = new, True
         if not changed: break
     return perms
@@ -1185,14 +1171,13 @@ def compare_results(a, b,  # two results.json files (of wm-run or wm-eval) or th
         if h is None: raise ValueError(f"{p} holds no headline table")
         return pd.DataFrame(h)
     ha, hb = head(a), head(b)
-    num = lambda s: pd.to_numeric(s.astype(str).str.split(' ').str[0], errors='coerce')
+    mean = lambda s: pd.to_numeric(s.astype(str).str.split(' ').str[0], errors='coerce')  # '90.2 [88.3, 92.0]' -> 90.2
     rows = []
     for c in [c for c in ha.columns if c.startswith('ID acc') and c in hb.columns]:
         m = ha[['method', c]].merge(hb[['method', c]], on='method', how='outer', suffixes=(' a', ' b'))
-        for _, r in m.iterrows():
-            x, y = num(pd.Series([r[f'{c} a']]))[0], num(pd.Series([r[f'{c} b']]))[0]
-            rows.append(dict(method=r.method, column=c, a=x, b=y, diff=abs(x - y), ok=bool((np.isnan(x) and np.isnan(y)) or abs(x - y) <= tol)))
-    return pd.DataFrame(rows)
+        x, y = mean(m[f'{c} a']), mean(m[f'{c} b'])
+        rows.append(pd.DataFrame(dict(method=m.method, column=c, a=x, b=y, diff=(x - y).abs(), ok=(x.isna() & y.isna()) | ((x - y).abs() <= tol))))
+    return pd.concat(rows, ignore_index=True)
 
 # %% ../nbs/06_eval.ipynb #fbe51a2e
 def run_study(preset: str = 'quick',  # a RUN_PRESETS name
@@ -1250,7 +1235,7 @@ def wm_run(preset: str = 'quick',  # tiny, quick, standard or paper
     "The whole study: zoo -> scenario -> merger training -> evaluation against the baselines -> report.md."
     t = time.time()
     res = run_study(preset, out, workers, device, mnist_dir, wandb, progress=not quiet, log=None if quiet else print)
-    out = Path(out or f'runs/{preset}')
+    out = Path(res['run'])
     print(f"wm-run --preset {preset}: finished in {time.time() - t:.0f} s (stages together {res['seconds']:.0f} s). Report: {out/'report.md'}")
     if compare:
         c = compare_results(compare, out, tol)

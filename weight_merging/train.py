@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .zoo import (N_PARAMS, LAYERS, LAYER_SLICES, ACTIVATIONS, MEMBER_COLS, Zoo, load_zoo, load_data, ZooConfig,
+from .zoo import (zoo_data, N_PARAMS, LAYERS, LAYER_SLICES, ACTIVATIONS, MEMBER_COLS, Zoo, load_zoo, load_data, ZooConfig,
                                  evaluate_cnns, pad_indices, population_forward, atomic_write, ZooCNN, model_to_vec, build_zoo, PRESETS)
 from .scenarios import ScenarioConfig, make_scenario, Scenario, SPLITS
 from .tokenizer import LayerStandardizer, PermutationAugment, permute_weights, random_unit_perms
@@ -91,12 +91,6 @@ class RunSetup:
     data: object  # MNISTData that scores the CNNs
     pairs: dict  # split -> LongTensor (n, 3) of zoo rows
 
-def _zoo_data(zoo: Zoo):
-    "The images a zoo was trained on (its config), or the shipped digits."
-    c = zoo.config or {}
-    return load_data(c.get('data', 'digits'), None, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0)) if c.get('data', 'digits') == 'digits' \
-        else load_data('mnist', os.environ.get('WM_MNIST_DIR'), False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0))
-
 def setup_run(cfg: MergerConfig) -> RunSetup:
     "Load and check everything a run needs; raises a clear error before any training."
     from weight_merging.losses import parse_loss_weights
@@ -113,7 +107,7 @@ def setup_run(cfg: MergerConfig) -> RunSetup:
     if cfg.select_images not in ('val', 'test'): raise ValueError(f"select_images must be 'val' or 'test', got {cfg.select_images!r}")
     std = LayerStandardizer().fit(zoo.weights[np.unique(pairs['train'].numpy())])
     W = std.transform(torch.from_numpy(np.asarray(zoo.weights, dtype=np.float32)))
-    return RunSetup(cfg, zoo, scen, model_cfg, loss, std, W, _zoo_data(zoo), pairs)
+    return RunSetup(cfg, zoo, scen, model_cfg, loss, std, W, zoo_data(zoo), pairs)
 
 # %% ../nbs/05_train.ipynb #3b2bb130
 def cnn_accuracy(vecs: torch.Tensor,  # (T, 2464) CNN weights (not standardized)

@@ -24,7 +24,7 @@ __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES',
            'experiences', 'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec', 'TrainResult', 'pad_indices',
            'evaluate_cnns', 'train_population', 'train_model', 'history_gif', 'ZooConfig', 'zoo_preset', 'zoo_specs',
            'zoo_chunks', 'atomic_write', 'shard_chunks', 'build_zoo', 'Zoo', 'save_zoo', 'assemble_zoo', 'zoo_stats',
-           'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'merge_shards', 'run_provenance', 'wm_zoo']
+           'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data', 'merge_shards', 'run_provenance', 'wm_zoo']
 
 # %% ../nbs/00_zoo.ipynb #099f8d44
 ACTIVATIONS = ('gelu', 'relu', 'silu', 'leakyrelu', 'sigmoid', 'tanh')  # the report's activation index 0-5
@@ -703,6 +703,15 @@ def load_zoo(path, activation=None, init=None, bins=None, classes=None, seed=Non
 Zoo.load = staticmethod(load_zoo)
 Zoo.save = save_zoo
 Zoo.to_csv = write_zoo_csv
+
+# %% ../nbs/00_zoo.ipynb #deff7513
+def zoo_data(zoo: Zoo,  # a loaded zoo
+             mnist_dir=None):  # folder holding MNIST/raw, for zoos built on full MNIST (default: $WM_MNIST_DIR)
+    "The images and the train/val/test split that `zoo` was trained with (from its config)."
+    c = zoo.config or {}
+    src = c.get('data', 'digits')
+    if src == 'mnist': mnist_dir = mnist_dir or os.environ.get('WM_MNIST_DIR')
+    return load_data(src, mnist_dir, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0))
 
 # %% ../nbs/00_zoo.ipynb #c5e02818
 def merge_shards(shard_dirs: Sequence, out, csv=False) -> dict:
