@@ -29,10 +29,10 @@ __all__ = ['PERM_SPEC', 'CL_STRATEGIES', 'RUN_PRESETS', 'EVAL_DEFAULTS', 'eval_t
            'rebasin_average', 'fisher_diagonal', 'fisher_merge', 'fisher_method', 'layer_inputs', 'regmean_merge',
            'regmean_method', 'ensemble_method', 'tune', 'tensor_benchmark', 'CLConfig', 'cl_evaluator', 'make_strategy',
            'run_continual', 'cl_groups', 'continual_method', 'FinetuneConfig', 'finetune_population', 'mean_ci',
-           'catch_up_step', 'stability_drop', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult',
-           'evaluate', 'merger_method', 'baseline_methods', 'md_table', 'write_report', 'load_result', 'Merger',
-           'merger_from_model', 'load_merger', 'run_eval', 'wm_eval', 'eval_settings', 'StageLog', 'headline_markdown',
-           'run_report', 'compare_results', 'run_study', 'wm_run']
+           'cluster_mean_ci', 'catch_up_step', 'stability_drop', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman',
+           'EvalResult', 'evaluate', 'merger_method', 'baseline_methods', 'md_table', 'write_report', 'load_result',
+           'Merger', 'merger_from_model', 'load_merger', 'run_eval', 'wm_eval', 'eval_settings', 'StageLog',
+           'headline_markdown', 'run_report', 'compare_results', 'run_study', 'wm_run']
 
 # %% ../nbs/06_eval.ipynb #4fa2ec2a
 from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples, bits_classes
@@ -288,14 +288,15 @@ def ta_method(lam: float = 1.0) -> Method:
 # %% ../nbs/06_eval.ipynb #086a3d73
 def ties_merge(task_vectors: torch.Tensor,  # (K, ..., P) task vectors τ_k = θ_k − θ0
                density: float = 0.2):  # k: fraction of entries kept per task vector (by magnitude)
-    "TIES-merging of task vectors: trim to the top-`density` entries, elect signs by sum, disjoint mean. Returns (..., P)."
+    "TIES-merging of task vectors as the reference implementation does it (trim, elect signs with majority fallback, disjoint mean). Returns (..., P)."
     if not 0 < density <= 1: raise ValueError(f"density must be in (0, 1], got {density}")
-    tv = task_vectors
-    n_keep = max(1, int(round(density * tv.shape[-1])))
-    thr = tv.abs().topk(n_keep, dim=-1).values[..., -1:]  # the k-th largest magnitude per task vector
-    trimmed = torch.where(tv.abs() >= thr, tv, torch.zeros_like(tv))
+    tv = task_vectors; P = tv.shape[-1]
+    k = max(1, P - int(P * density))  # upstream: keep |τ| ≥ the k-th smallest magnitude (k = 0 at density 1 would fail there)
+    thr = tv.abs().kthvalue(k, dim=-1, keepdim=True).values
+    trimmed = tv * (tv.abs() >= thr)
     sign = torch.sign(trimmed.sum(0))
-    agree = (torch.sign(trimmed) == sign) & (trimmed != 0)
+    sign = torch.where(sign == 0, torch.sign(sign.sum(-1, keepdim=True)), sign)  # zero sums take the majority sign of the vector
+    agree = torch.where(sign > 0, trimmed > 0, trimmed < 0)
     return (trimmed * agree).sum(0) / agree.sum(0).clamp(min=1)
 
 # %% ../nbs/06_eval.ipynb #c5c9dddb
@@ -377,9 +378,9 @@ def fisher_diagonal(vecs: torch.Tensor,  # (B, 2464) CNNs
 # %% ../nbs/06_eval.ipynb #55041420
 def fisher_merge(models: torch.Tensor,  # (K, ..., P)
                  fishers: torch.Tensor,  # (K, ..., P) their diagonal Fishers
-                 eps: float = 1e-6):  # ε relative to the mean Fisher
-    "Σ_k (F_k + ε) θ_k / Σ_k (F_k + ε)."
-    e = eps * fishers.mean().clamp(min=1e-30)
+                 eps: float = 1e-6):  # ε relative to each triple's mean Fisher (over its K models and P parameters)
+    "Σ_k (F_k + ε) θ_k / Σ_k (F_k + ε), with ε per triple (batch entry)."
+    e = eps * fishers.mean(dim=(0, -1), keepdim=True).clamp(min=1e-30)
     return ((fishers + e) * models).sum(0) / (fishers + e).sum(0)
 
 # %% ../nbs/06_eval.ipynb #52e52c1d
@@ -425,35 +426,41 @@ def _layer_matrix(p: dict, l: str) -> torch.Tensor:  # (out, d_in + 1): weight a
 def regmean_merge(models: torch.Tensor,  # (K, 2464) CNNs to merge
                   inputs: list,  # K dicts from `layer_inputs`, each CNN on its own images
                   alpha: float = 0.9,  # scale of the off-diagonal Gram entries
-                  eps: float = 1e-4):  # ridge toward the average, relative to the mean Gram diagonal
-    "RegMean: per linear layer, W = (Σ G̃_k + εI)⁻¹ Σ (G̃_k + εI/K) W_k with G_k the Gram of layer inputs (bias by a constant input)."
-    K = len(models)
+                  eps: float = 1e-4,  # ridge toward the average, relative to the mean Gram diagonal; 0: none (the reference's; fails on singular Grams, e.g. from dead ReLUs)
+                  bias: str = 'joint'):  # 'joint': bias merged with the weight through a constant input (ours); 'average': the reference's convention, biases averaged
+    "RegMean: per linear layer, W = (Σ G̃_k + εI)⁻¹ Σ (G̃_k + εI/K) W_k with G_k the Gram of the layer inputs."
+    if bias not in ('joint', 'average'): raise ValueError(f"bias must be 'joint' or 'average', got {bias!r}")
+    if eps < 0: raise ValueError(f"eps must be >= 0, got {eps}")
+    K, joint = len(models), bias == 'joint'
     ps = [vec_to_params(m.double()) for m in models]
-    merged = {k: v.clone() for k, v in vec_to_params(models.double().mean(0)).items()}
+    merged = {k: v.clone() for k, v in vec_to_params(models.double().mean(0)).items()}   # biases (with 'average') stay averaged
     for l in _LINEAR:
         Gs = []
         for inp in inputs:
-            X = torch.cat([inp[l].double(), torch.ones(len(inp[l]), 1, dtype=torch.float64)], 1)
+            X = inp[l].double()
+            if joint: X = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], 1)
             G = X.T @ X / len(X)
             Gs.append(alpha * G + (1 - alpha) * torch.diag(torch.diag(G)))
         e = eps * torch.stack([torch.diag(G).mean() for G in Gs]).mean()
         I = torch.eye(len(Gs[0]), dtype=torch.float64)
         A = sum(Gs) + e * I
-        Bm = sum((G + e * I / K) @ _layer_matrix(p, l).T for G, p in zip(Gs, ps))
+        Wk = [_layer_matrix(p, l) if joint else p[f'{l}.weight'].reshape(len(p[f'{l}.weight']), -1) for p in ps]
+        Bm = sum((G + e * I / K) @ w.T for G, w in zip(Gs, Wk))
         W = torch.linalg.solve(A, Bm).T
         wt = merged[f'{l}.weight']
-        merged[f'{l}.weight'], merged[f'{l}.bias'] = W[:, :-1].reshape(wt.shape), W[:, -1]
+        if joint: merged[f'{l}.weight'], merged[f'{l}.bias'] = W[:, :-1].reshape(wt.shape), W[:, -1]
+        else: merged[f'{l}.weight'] = W.reshape(wt.shape)
     return params_to_vec(merged).float()
 
 # %% ../nbs/06_eval.ipynb #074302aa
-def regmean_method(n_images: int = 128, alpha: float = 0.9, eps: float = 1e-4) -> Method:
+def regmean_method(n_images: int = 128, alpha: float = 0.9, eps: float = 1e-4, bias: str = 'joint') -> Method:
     "RegMean merging, each parent's layer inputs on `n_images` of its own training images (uses data)."
     def fn(w1, w2, ctx):
         x1, x2 = _own_images(ctx, 'c1', n_images), _own_images(ctx, 'c2', n_images)
         with torch.no_grad():
-            return torch.stack([regmean_merge(torch.stack([a, b]), [layer_inputs(a, xa, ctx.activation), layer_inputs(b, xb, ctx.activation)], alpha, eps)
+            return torch.stack([regmean_merge(torch.stack([a, b]), [layer_inputs(a, xa, ctx.activation), layer_inputs(b, xb, ctx.activation)], alpha, eps, bias)
                                 for a, b, xa, xb in zip(w1, w2, x1, x2)])
-    return Method('RegMean', fn, uses_data=True, params=dict(n_images=n_images, alpha=alpha, eps=eps))
+    return Method('RegMean', fn, uses_data=True, params=dict(n_images=n_images, alpha=alpha, eps=eps, bias=bias))
 
 # %% ../nbs/06_eval.ipynb #313a88fb
 def ensemble_method() -> Method:
@@ -658,6 +665,22 @@ def mean_ci(x, conf: float = 0.95) -> tuple:
     h = float(stats.t.ppf((1 + conf) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
     return (m, m - h, m + h, n)
 
+# %% ../nbs/06_eval.ipynb #d0fd82d0
+def cluster_mean_ci(values,  # one value per triple (non-finite ones are dropped)
+                    groups,  # the unit of each value: its class combination C3
+                    conf: float = 0.95,
+                    min_units: int = 5) -> tuple:  # fewer groups than this: NaN bounds (the mean is indicative)
+    "(mean, low, high, n_units): the mean of the group means and a Student-t interval over the group means."
+    if min_units < 2: raise ValueError(f"min_units must be at least 2, got {min_units}")
+    v = pd.Series(np.asarray(values, dtype=float)); g = pd.Series(np.asarray(groups, dtype=object))
+    if len(v) != len(g): raise ValueError(f"{len(v)} values but {len(g)} groups")
+    ok = np.isfinite(v.to_numpy())
+    gm = v[ok].groupby(g[ok].to_numpy()).mean().to_numpy()
+    G = len(gm)
+    if G == 0: return (np.nan, np.nan, np.nan, 0)
+    m, lo, hi, _ = mean_ci(gm, conf)
+    return (m, lo, hi, G) if G >= min_units else (m, np.nan, np.nan, G)
+
 # %% ../nbs/06_eval.ipynb #4da4ac35
 def catch_up_step(steps, acc, target: float) -> float:
     "First step at which `acc` reaches `target` (NaN if never)."
@@ -685,23 +708,28 @@ def collapse_score(pred: torch.Tensor,  # (n, P) predicted CNNs of n triples
                    target: torch.Tensor):  # (n, P) their true C3 CNNs
     "Σ_p Var(pred_p) / Σ_p Var(target_p) over triples: 0 = the same CNN for every input."
     if len(pred) < 2: return np.nan
-    return float(pred.double().var(0).sum() / target.double().var(0).sum().clamp(min=1e-30))
+    t = target.double(); vt = float(t.var(0).sum())
+    if not vt > 1e-12 * max(float((t ** 2).mean(0).sum()), 1e-300): return np.nan   # no spread in the targets (e.g. one triple drawn n times)
+    return float(pred.double().var(0).sum()) / vt
 
 # %% ../nbs/06_eval.ipynb #f65f437b
-def bootstrap_ci(fn: Callable, n: int, reps: int = 1000, conf: float = 0.95, seed: int = 0) -> tuple:
-    "Percentile bootstrap interval of `fn(indices)` over `n` items resampled with replacement."
+def bootstrap_ci(fn: Callable, n: int, reps: int = 1000, conf: float = 0.95, seed: int = 0,
+                 min_distinct: int = 2) -> tuple:  # resamples with fewer distinct items are skipped (a spread of one item is 0)
+    "Percentile bootstrap interval of `fn(indices)` over `n` items resampled with replacement (non-finite values dropped)."
     rng = np.random.default_rng(seed)
-    vals = np.array([fn(rng.integers(0, n, n)) for _ in range(reps)], dtype=float)
+    draws = (rng.integers(0, n, n) for _ in range(reps))
+    vals = np.array([fn(i) if len(np.unique(i)) >= min_distinct else np.nan for i in draws], dtype=float)
     vals = vals[np.isfinite(vals)]
     if not len(vals): return (np.nan, np.nan)
     return tuple(np.quantile(vals, [(1 - conf) / 2, (1 + conf) / 2]).tolist())
 
 # %% ../nbs/06_eval.ipynb #2ac30857
-def spearman(x, y) -> tuple:
-    "Spearman's ρ and its p-value over the pairs where both are finite (NaN if fewer than 3)."
+def spearman(x, y,
+             min_pairs: int = 8) -> tuple:  # fewer finite pairs: (NaN, NaN), no ρ and no p-value
+    "Spearman's ρ and its p-value over the pairs where both are finite (NaN for fewer than `min_pairs`)."
     from scipy.stats import spearmanr
     x, y = np.asarray(x, float), np.asarray(y, float); ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0: return (np.nan, np.nan)
+    if ok.sum() < min_pairs or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0: return (np.nan, np.nan)
     r = spearmanr(x[ok], y[ok]); return (float(r.statistic), float(r.pvalue))
 
 # %% ../nbs/06_eval.ipynb #ff129c58
@@ -711,7 +739,7 @@ class EvalResult:
     triples: pd.DataFrame  # the test triples, with the parents' own accuracies
     per_triple: pd.DataFrame  # one row per method and triple
     curves: pd.DataFrame  # finetuning curves: method, triple, step, epoch, acc, acc_restricted, ood_acc
-    summary: pd.DataFrame  # per method and metric: mean, lo, hi, n
+    summary: pd.DataFrame  # per method and metric: mean, lo, hi (over class combinations C3), n (triples), n_comb (combinations)
     methods: pd.DataFrame  # what each method is (family, data use, kind, hyperparameters, sample)
     collapse: pd.DataFrame
     spearman: pd.DataFrame
@@ -721,7 +749,7 @@ class EvalResult:
     timings: dict = field(default_factory=dict)
 
     def headline(self, steps: int = 200) -> pd.DataFrame:
-        "Every method's ID accuracy straight after merging and after `steps` finetuning steps (mean [95 % CI], n)."
+        "Every method's ID accuracy straight after merging and after `steps` finetuning steps (mean [95 % CI], n, n comb)."
         f = lambda m, k: self.summary[(self.summary.method == m) & (self.summary.metric == k)]
         out = []
         for _, r in self.methods.iterrows():
@@ -730,8 +758,10 @@ class EvalResult:
                 s = f(r['name'], k)
                 d = 2 if k == 'ood_auroc' else 1
                 row[name] = '' if s.empty or not np.isfinite(s['mean'].iat[0]) else (f"{s['mean'].iat[0]:.{d}f} [{s['lo'].iat[0]:.{d}f}, {s['hi'].iat[0]:.{d}f}]" if np.isfinite(s['lo'].iat[0]) else f"{s['mean'].iat[0]:.{d}f}")
-            s = f(r['name'], 'id_acc'); row['n'] = int(s['n'].iat[0]) if not s.empty else 0
-            s = f(r['name'], f'ft_{steps}'); row['n finetuned'] = int(s['n'].iat[0]) if not s.empty else 0
+            comb = 'n_comb' in self.summary.columns   # results written before combination-level intervals have no n_comb
+            for k, name in (('id_acc', 'n'), (f'ft_{steps}', 'n finetuned')):
+                s = f(r['name'], k); row[name] = int(s['n'].iat[0]) if not s.empty else 0
+                if comb: row[name.replace('n', 'n comb', 1)] = int(s['n_comb'].iat[0]) if not s.empty else 0
             out.append(row)
         return pd.DataFrame(out)
 
@@ -755,7 +785,8 @@ def evaluate(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows of the test triples
              finetune: FinetuneConfig | None = None,  # None: no finetuning
              max_per_class: int | None = None,  # test images per class (None: all)
              seed: int = 0, bootstrap: int = 1000, log: Callable | None = None,
-             progress: bool = False) -> EvalResult:  # a progress bar over the methods
+             progress: bool = False,  # a progress bar over the methods
+             min_comb: int = 5) -> EvalResult:  # fewer class combinations (C3) than this: a mean without an interval
     "Run every method on the same test triples and measure every metric (see above)."
     log = log or (lambda *a: None)
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 3); n = len(pairs)
@@ -833,22 +864,27 @@ def evaluate(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows of the test triples
     meta_cols = [c for c in tt.columns if c != 'triple']
     metric_cols = [c for c in per.columns if c not in ('method', 'triple', *meta_cols) and pd.api.types.is_numeric_dtype(per[c])]
     per = per[['method', 'triple', *meta_cols, *metric_cols]]
-    summ = [dict(method=mn, metric=k, **dict(zip(('mean', 'lo', 'hi', 'n'), mean_ci(g[k])))) for mn, g in per.groupby('method', sort=False) for k in metric_cols if g[k].notna().any()]
+    def _summ(g, k):  # intervals over class combinations C3, the unit that generalizes
+        m_, lo_, hi_, nc = cluster_mean_ci(g[k], g['c3'], min_units=min_comb)
+        return dict(mean=m_, lo=lo_, hi=hi_, n=int(np.isfinite(g[k].to_numpy(float)).sum()), n_comb=nc)
+    summ = [dict(method=mn, metric=k, **_summ(g, k)) for mn, g in per.groupby('method', sort=False) for k in metric_cols if g[k].notna().any()]
     summary = pd.DataFrame(summ)
     col, spr = [], []
     for mn, lst in preds.items():
         idx = np.concatenate([s for s, _ in lst]); P = torch.cat([o for _, o in lst]); Wt = zoo.vectors(pairs[idx, 2])
         lo, hi = bootstrap_ci(lambda i: collapse_score(P[i], Wt[i]), len(idx), bootstrap, seed=seed) if bootstrap else (np.nan, np.nan)
-        col.append(dict(method=mn, collapse=collapse_score(P, Wt), lo=lo, hi=hi, n=len(idx)))
+        col.append(dict(method=mn, collapse=collapse_score(P, Wt), lo=lo, hi=hi, n=len(idx), n_comb=tt.c3.iloc[idx].nunique()))
     for mn, g in per.groupby('method', sort=False):
         for loss in ('wmse', 'merger_loss'):
             if loss not in g or g[loss].isna().all(): continue
             for acc in ('id_acc', f'ft_{max(finetune.steps)}' if finetune is not None else None):
                 if acc is None or acc not in g: continue
-                rho, p = spearman(g[loss], g[acc]); spr.append(dict(method=mn, loss=loss, accuracy=acc, rho=rho, p=p, n=int((g[loss].notna() & g[acc].notna()).sum())))
+                ok = g[loss].notna() & g[acc].notna(); rho, p = spearman(g[loss], g[acc])
+                spr.append(dict(method=mn, loss=loss, accuracy=acc, rho=rho, p=p, n=int(ok.sum()), n_comb=g.c3[ok].nunique()))
     mt = pd.DataFrame([dict(name=m.name, label=m.label, family=m.family, uses_data=m.uses_data, uses_target=m.uses_target, kind=m.kind,
                             sample=m.sample, params=json.dumps(m.params, default=str), note=m.note) for m in methods])
-    cfg = dict(n_triples=n, max_per_class=max_per_class, seed=seed, bootstrap=bootstrap, finetune=asdict(finetune) if finetune else None)
+    cfg = dict(n_triples=n, n_comb=int(tt.c3.nunique()), min_comb=min_comb, max_per_class=max_per_class, seed=seed, bootstrap=bootstrap,
+               finetune=asdict(finetune) if finetune else None)
     return EvalResult(tt, per, curves, summary, mt, pd.DataFrame(col), pd.DataFrame(spr),
                       {k: (np.concatenate([s for s, _ in v]), np.concatenate([z for _, z in v])) for k, v in codes.items()}, {}, cfg, timings)
 
@@ -956,7 +992,8 @@ def write_report(res: EvalResult, out, title: str = 'Evaluation', steps: int = 2
     more = ['forgetting_c1', 'gain_c2', f'fwt_{steps}', 'catch_up_step', 'caught_up', 'stability_drop', 'ood_acc', 'wmse']
     cfg = res.config
     md = [f'# {title}', '', f"{cfg['n_triples']} test triples" + (f" from {cfg['zoo']}" if cfg.get('zoo') else '') + (f", split '{cfg['split']}'" if cfg.get('split') else '') + '.',
-          'Marks: † uses training images, ‡ not a single CNN, * is the true C3 model (a reference, not a method). Means over triples with 95 % confidence intervals (Student t).', '',
+          'Marks: † uses training images, ‡ not a single CNN, * is the true C3 model (a reference, not a method). '
+          f"Means over class combinations C3 (each the mean of its triples) with 95 % confidence intervals (Student t over combinations); n counts triples, n comb combinations, and with fewer than {cfg.get('min_comb', 5)} combinations a mean is shown without an interval (indicative).", '',
           f'## Headline: ID accuracy (%) on C3 straight after merging and after {steps} finetuning steps', '', md_table(head), '',
           '## More metrics (mean ± half-width of the 95 % CI)', '', md_table(pd.DataFrame([row(m, more) for m in res.methods['name']], columns=['method', *more])), '',
           '## Collapse (spread of predicted CNNs across triples relative to the true C3 models; 0 = one CNN for all)', '', md_table(res.collapse), '',
@@ -1132,7 +1169,7 @@ def headline_markdown(res: dict) -> str:
     h = pd.DataFrame(res.get('evaluation', {}).get('headline') or res.get('headline') or [])
     if h.empty: raise ValueError("these results hold no headline table")
     after = [c for c in h.columns if c.startswith('ID acc (') and c != 'ID acc (0 steps)']
-    cols = ['method', 'uses data', 'single CNN', 'ID acc (0 steps)', *after, *[c for c in ('n', 'n finetuned') if c in h]]
+    cols = ['method', 'uses data', 'single CNN', 'ID acc (0 steps)', *after, *[c for c in ('n', 'n comb', 'n finetuned', 'n comb finetuned') if c in h]]
     t = h[cols].rename(columns={'ID acc (0 steps)': 'straight after merging', **{c: f"after {c[8:-1].replace(' steps', '')} finetuning steps" for c in after}})
     return md_table(t.fillna(''))
 

@@ -14,10 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, jacrev, vmap
 
-import geomloss, gudhi, ot, torchaudio
-
 from .zoo import ACT_FNS, LAYERS, LAYER_SLICES, N_PARAMS, ZooCNN, check_activation, load_digits
-from .zoo import population_forward, vec_to_params
+from .zoo import population_forward, vec_to_params, require
 
 # %% auto #0
 __all__ = ['ACT_DERIVS', 'LOSSES', 'SYMMETRIC', 'LOSS_NEEDS', 'check_pair', 'LossContext', 'probe_batch', 'layer_std', 'quantile',
@@ -214,7 +212,7 @@ def contractive(pred, target, ctx=None,
 # %% ../nbs/04_losses.ipynb #d57d02c5
 @functools.lru_cache(maxsize=8)
 def _samples_loss(blur, scaling):
-    return geomloss.SamplesLoss("sinkhorn", p=2, blur=blur, scaling=scaling, backend='tensorized')
+    return require('geomloss', "the 'sinkhorn' loss").SamplesLoss("sinkhorn", p=2, blur=blur, scaling=scaling, backend='tensorized')
 
 def _mid_quantiles(x, n):
     "The n mid-quantiles (B, n) of each row of x: a 1-D measure compressed to n atoms."
@@ -362,7 +360,7 @@ def fft_l1(pred, target, ctx=None) -> torch.Tensor:
 # %% ../nbs/04_losses.ipynb #1e928b5c
 @functools.lru_cache(maxsize=8)
 def _mel_transform(n_fft, hop_length, n_mels, sample_rate):
-    return torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.)
+    return require('torchaudio', "the Mel losses ('mel', 'mel_fid')").transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.)
 
 def mel_spectrogram(x: torch.Tensor, # signals (B, n), e.g. parameter vectors
                     n_fft: int = 128, # STFT window length
@@ -449,6 +447,7 @@ def gw_1d(x: torch.Tensor, # B point clouds of n values (B, n)
     C1, C2 = (x[:, :, None] - x[:, None, :]).abs(), (y[:, :, None] - y[:, None, :]).abs()
     s = torch.maximum(C1.amax((1, 2)), C2.amax((1, 2))).detach().clamp_min(1e-12)
     C1, C2, n = C1 / s[:, None, None], C2 / s[:, None, None], x.shape[1]
+    ot = require('ot', "the 'gromov_wasserstein' loss (POT)")
     solve = lambda T0: ot.solve_gromov_batch(C1, C2, reg=reg, max_iter=max_iter, tol=1e-4 / n ** 2, T_init=T0,
                                              max_iter_inner=max_iter_inner, tol_inner=tol_inner, grad='envelope', symmetric=True).value
     v = solve(None) if init == 'uniform' else torch.minimum(*[solve(T0) for T0 in _monotone_plans(x.detach(), y.detach())])
@@ -484,6 +483,7 @@ def sublevel_diagram(x: torch.Tensor, # a 1-D signal (n,)
                      min_persistence: float = 0., # drop points with death − birth below this
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     "0-dim. persistence of the sublevel filtration of a 1-D signal (gudhi): finite points (k, 2) and the essential birth (1,), gathered from `x`."
+    gudhi = require('gudhi', "the topological losses ('bottleneck', 'multipersistence_l2')")
     cc = gudhi.CubicalComplex(vertices=x.detach().cpu().double().numpy())
     cc.compute_persistence(min_persistence=min_persistence)
     regular, essential = cc.vertices_of_persistence_pairs()
@@ -498,7 +498,7 @@ def bottleneck_diagrams(D1: torch.Tensor, e1: torch.Tensor, # finite points (k, 
     "Bottleneck distance (gudhi's value) as a differentiable function of the points: the cost of the critical matching edge."
     if len(e1) != len(e2): raise ValueError(f"diagrams have {len(e1)} and {len(e2)} essential points: their bottleneck distance is infinite")
     a, b = D1.detach().cpu().double().numpy(), D2.detach().cpu().double().numpy()
-    d = 0. if a.shape == b.shape and (a == b).all() else gudhi.bottleneck_distance(a, b, e)  # (gudhi is slow on equal diagrams)
+    d = 0. if a.shape == b.shape and (a == b).all() else require('gudhi', "the 'bottleneck' loss").bottleneck_distance(a, b, e)  # (gudhi is slow on equal diagrams)
     n1, n2 = len(D1), len(D2)
     if n1 + n2 == 0: finite = D1.new_zeros(())
     else:

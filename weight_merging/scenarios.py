@@ -17,8 +17,8 @@ from .zoo import ACTIVATIONS, INITS, MEMBER_COLS, N_PARAMS, Zoo, ZooConfig, expe
 
 # %% auto #0
 __all__ = ['SUBSCENARIOS', 'TRIPLE_COLS', 'SPLITS', 'class_bits', 'bits_classes', 'class_pairs', 'ScenarioConfig', 'skeleton_zoo',
-           'find_triples', 'split_targets', 'zoo_fingerprint', 'Scenario', 'make_scenario', 'load_scenario',
-           'check_triples', 'TripleDataset', 'scenario_dataset']
+           'find_triples', 'split_targets', 'fold_targets', 'split_fold', 'zoo_fingerprint', 'Scenario',
+           'make_scenario', 'load_scenario', 'check_triples', 'TripleDataset', 'scenario_dataset']
 
 # %% ../nbs/01_scenarios.ipynb #f5ea83fa
 def class_bits(classes) -> int:
@@ -65,9 +65,12 @@ class ScenarioConfig:
     activations: tuple | None = None  # default: all in the zoo
     inits: tuple | None = None  # default: all in the zoo ("all initializations included")
     seeds: tuple | None = None  # default: all in the zoo
+    replicas: tuple | None = None  # default: all in the zoo
     val_frac: float = 0.15  # fraction of distinct targets C3 for validation
     test_frac: float = 0.15  # fraction of distinct targets C3 for test
     split_seed: int = 0
+    folds: int = 0  # k ≥ 2: k-fold over target combinations, fold `fold` is the test split (test_frac is then unused)
+    fold: int = 0  # which fold is held out for test
 
     def __post_init__(self):
         if self.subscenario != 'custom' and self.subscenario not in SUBSCENARIOS:
@@ -77,13 +80,15 @@ class ScenarioConfig:
         if self.max_overlap is None: self.max_overlap = d.get('max_overlap')
         if self.classes is None or self.max_overlap is None: raise ValueError("a 'custom' sub-scenario needs classes and max_overlap")
         self.classes = tuple(sorted(int(c) for c in self.classes)); class_bits(self.classes)
-        for k in ('bins', 'activations', 'inits', 'seeds'):
+        for k in ('bins', 'activations', 'inits', 'seeds', 'replicas'):
             v = getattr(self, k)
             if v is not None: setattr(self, k, tuple(v) if isinstance(v, (list, tuple)) else (v,))
         for a in self.activations or (): 
             if a not in ACTIVATIONS: raise ValueError(f"unknown activation {a!r}; valid: {', '.join(ACTIVATIONS)}")
         for i in self.inits or ():
             if i not in INITS: raise ValueError(f"unknown init {i!r}; valid: {', '.join(INITS)}")
+        if self.folds and not (self.folds >= 2 and 0 <= self.fold < self.folds):
+            raise ValueError(f"folds must be 0 (off) or ≥ 2 with 0 <= fold < folds, got folds={self.folds}, fold={self.fold}")
         if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1 and self.val_frac + self.test_frac < 1):
             raise ValueError(f"val_frac and test_frac must be in [0, 1) with a sum < 1, got {self.val_frac}, {self.test_frac}")
 
@@ -91,7 +96,7 @@ class ScenarioConfig:
     def name(self) -> str:
         "A run title: sub-scenario and bins (the report names its W&B runs by scenario)."
         bins = 'all' if self.bins is None else '-'.join(map(str, self.bins))
-        return f"{self.subscenario}_bins{bins}"
+        return f"{self.subscenario}_bins{bins}" + (f"_fold{self.fold}of{self.folds}" if self.folds else '')
 
     def to_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
 
@@ -102,7 +107,8 @@ def skeleton_zoo(cfg: ZooConfig,  # the zoo configuration (e.g. `PRESETS['tiny']
     "A `Zoo` with the metadata rows `build_zoo(cfg)` makes when no model stops early, and random weights."
     bins, drop = cfg.train.bins, {(tuple(c), a, i, s, b) for c, a, i, s, b in (drop or ())}
     rows = [dict(label=experience_id(m.classes), **{c: int(int(c) in m.classes) for c in MEMBER_COLS}, Accuracy=np.nan, epoch=b,
-                 activation=m.activation, init=m.init, seed=m.seed, bin=b, val_accuracy=np.nan, stop_epoch=bins[-1])
+                 activation=m.activation, init=m.init, seed=m.seed, bin=b, val_accuracy=np.nan, stop_epoch=bins[-1],
+                 replica=m.replica)
             for m in zoo_specs(cfg) for b in bins if (m.classes, m.activation, m.init, m.seed, b) not in drop]
     w = np.random.default_rng(seed).standard_normal((len(rows), N_PARAMS)).astype(np.float32)
     return Zoo(w, pd.DataFrame(rows), cfg.to_dict())
@@ -111,13 +117,13 @@ def skeleton_zoo(cfg: ZooConfig,  # the zoo configuration (e.g. `PRESETS['tiny']
 def _row_bits(meta: pd.DataFrame) -> np.ndarray:
     return meta[MEMBER_COLS].to_numpy().astype(np.int64) @ (1 << np.arange(10, dtype=np.int64))
 
-TRIPLE_COLS = ['row1', 'row2', 'row3', 'c1', 'c2', 'c3', 'activation', 'init', 'seed', 'bin']  # columns of a triple table
+TRIPLE_COLS = ['row1', 'row2', 'row3', 'c1', 'c2', 'c3', 'activation', 'init', 'seed', 'bin', 'replica']  # columns of a triple table
 
 def find_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, dict]:
     "All triples of scenario `cfg` in `zoo` (zoo rows and class bit masks), and a report of the triples skipped for a missing member."
     meta = zoo.meta; bits = _row_bits(meta)
     keep = (bits & ~class_bits(cfg.classes)) == 0
-    for col, val in (('activation', cfg.activations), ('init', cfg.inits), ('seed', cfg.seeds)):
+    for col, val in (('activation', cfg.activations), ('init', cfg.inits), ('seed', cfg.seeds), ('replica', cfg.replicas)):
         if val is not None: keep &= meta[col].isin(val).to_numpy()
     if not keep.any():
         raise ValueError(f"the zoo has no models within classes {cfg.classes} for activations {cfg.activations or 'any'}, "
@@ -129,36 +135,37 @@ def find_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, dict]:
     keep &= meta.bin.isin(bins).to_numpy()
     rows = np.nonzero(keep)[0]
     sub = meta.iloc[rows]
-    groups = sub[['activation', 'init', 'seed']].drop_duplicates().sort_values(['activation', 'init', 'seed']).to_numpy().tolist()
+    gcols = ['activation', 'init', 'seed', 'replica']  # the members of a triple share θ0 and replica (data split)
+    groups = sub[gcols].drop_duplicates().sort_values(gcols).to_numpy().tolist()
     g_of = {tuple(g): k for k, g in enumerate(groups)}
-    gi = np.array([g_of[k] for k in zip(sub.activation, sub.init, sub.seed)], dtype=np.int64)
+    gi = np.array([g_of[k] for k in zip(sub.activation, sub.init, sub.seed, sub.replica)], dtype=np.int64)
     bi = np.searchsorted(np.array(bins), sub.bin.to_numpy())
     lookup = np.full((len(groups), 1024, len(bins)), -1, dtype=np.int64)
     dup = pd.Series(list(zip(gi, bits[rows], bi))).duplicated()
     if dup.any():
         r = rows[np.nonzero(dup.to_numpy())[0][0]]
         raise ValueError(f"the zoo has two rows for one model and bin (row {r}: classes {zoo.classes(r)}, {meta.activation.iat[r]}, "
-                         f"{meta.init.iat[r]}, seed {meta.seed.iat[r]}, bin {meta.bin.iat[r]})")
+                         f"{meta.init.iat[r]}, seed {meta.seed.iat[r]}, replica {meta.replica.iat[r]}, bin {meta.bin.iat[r]})")
     lookup[gi, bits[rows], bi] = rows
     P = class_pairs(np.unique(bits[rows]), cfg.max_overlap)
     out, skipped = [], {'total': 0, 'by_bin': {int(b): 0 for b in bins}, 'by_member': {'C1': 0, 'C2': 0, 'C3': 0}, 'examples': []}
-    for g, (act, init, seed) in enumerate(groups):
+    for g, (act, init, seed, rep) in enumerate(groups):
         R = lookup[g][P[:, :, None], np.arange(len(bins))[None, None, :]]  # (n_pairs, 3, n_bins) zoo rows, -1 = missing
         ok = (R >= 0).all(1)
         for b in range(len(bins)):
             p = np.nonzero(ok[:, b])[0]
             out.append(pd.DataFrame({'row1': R[p, 0, b], 'row2': R[p, 1, b], 'row3': R[p, 2, b], 'c1': P[p, 0], 'c2': P[p, 1], 'c3': P[p, 2],
-                                     'activation': act, 'init': init, 'seed': int(seed), 'bin': int(bins[b])}))
+                                     'activation': act, 'init': init, 'seed': int(seed), 'bin': int(bins[b]), 'replica': int(rep)}))
             miss = np.nonzero(~ok[:, b])[0]
             skipped['total'] += len(miss); skipped['by_bin'][int(bins[b])] += len(miss)
             for k, m in enumerate(('C1', 'C2', 'C3')): skipped['by_member'][m] += int((R[miss, k, b] < 0).sum())
             for q in miss[:max(0, 5 - len(skipped['examples']))]:
                 skipped['examples'].append(dict(C1=bits_classes(P[q, 0]), C2=bits_classes(P[q, 1]), C3=bits_classes(P[q, 2]),
-                                                activation=act, init=init, seed=int(seed), bin=int(bins[b]),
+                                                activation=act, init=init, seed=int(seed), replica=int(rep), bin=int(bins[b]),
                                                 missing=[m for k, m in enumerate(('C1', 'C2', 'C3')) if R[q, k, b] < 0]))
     t = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=TRIPLE_COLS)
-    t = t.sort_values(['activation', 'init', 'seed', 'bin', 'c3', 'c1', 'c2'], kind='stable').reset_index(drop=True)
-    return t[TRIPLE_COLS].astype({c: np.int64 for c in ('row1', 'row2', 'row3', 'c1', 'c2', 'c3', 'seed', 'bin')}), skipped
+    t = t.sort_values(['activation', 'init', 'seed', 'replica', 'bin', 'c3', 'c1', 'c2'], kind='stable').reset_index(drop=True)
+    return t[TRIPLE_COLS].astype({c: np.int64 for c in ('row1', 'row2', 'row3', 'c1', 'c2', 'c3', 'seed', 'bin', 'replica')}), skipped
 
 # %% ../nbs/01_scenarios.ipynb #b60b2a6a
 def split_targets(targets,  # distinct target bit masks C3
@@ -176,10 +183,34 @@ def split_targets(targets,  # distinct target bit masks C3
     for k, j in enumerate(order): split[targets[j]] = 'test' if k < n_test else 'val' if k < n_test + n_val else 'train'
     return split
 
+# %% ../nbs/01_scenarios.ipynb #c9ac8535
+def fold_targets(targets,  # distinct target bit masks C3
+                 folds: int,  # number of folds k ≥ 2
+                 seed: int = 0) -> dict:  # fixes the order in which targets are dealt
+    "Deal each target class combination into one of `folds` folds of near-equal size: target -> fold index."
+    targets = sorted(int(t) for t in set(np.asarray(targets).tolist()))
+    if not 2 <= folds <= len(targets): raise ValueError(f"need 2 <= folds <= {len(targets)} (the number of distinct targets), got {folds}")
+    order = np.random.default_rng(seed).permutation(len(targets))
+    return {targets[j]: k % folds for k, j in enumerate(order)}
+
+# %% ../nbs/01_scenarios.ipynb #ee5467ac
+def split_fold(targets,  # distinct target bit masks C3
+               folds: int, fold: int,  # k folds; which one is the test split
+               val_frac: float = 0.15,  # share of all targets drawn for validation from the other folds
+               seed: int = 0) -> dict:
+    "Fold `fold`'s targets are 'test'; a `val_frac` share of all targets, drawn from the other folds, is 'val'; the rest 'train'."
+    f = fold_targets(targets, folds, seed)
+    rest = [t for t in sorted(f) if f[t] != fold]
+    n_val = max(1, round(val_frac * len(f))) if val_frac > 0 else 0
+    if n_val >= len(rest): raise ValueError(f"fold {fold} of {folds} leaves {len(rest)} targets: too few for {n_val} validation targets and training")
+    val = set(np.random.default_rng([seed, fold]).choice(rest, n_val, replace=False).tolist())
+    return {t: 'test' if f[t] == fold else 'val' if t in val else 'train' for t in f}
+
 # %% ../nbs/01_scenarios.ipynb #7de370d5
 def zoo_fingerprint(zoo: Zoo) -> str:
     "A short hash of the zoo's row identities (experience, activation, init, seed, bin), to check saved row numbers against a zoo."
-    key = zoo.meta[['label', 'activation', 'init', 'seed', 'bin']].to_csv(index=False).encode()
+    cols = ['label', 'activation', 'init', 'seed', 'bin'] + (['replica'] if (zoo.meta.replica != 0).any() else [])  # (older zoos keep their hash)
+    key = zoo.meta[cols].to_csv(index=False).encode()
     return hashlib.sha1(key).hexdigest()[:16]
 
 # %% ../nbs/01_scenarios.ipynb #66a14455
@@ -234,7 +265,8 @@ def make_scenario(zoo: Zoo, cfg: ScenarioConfig) -> Scenario:
     "Find the triples of `cfg` in `zoo` and split them by target class combination."
     t, skipped = find_triples(zoo, cfg)
     if len(t) == 0: raise ValueError(f"scenario {cfg.name}: the zoo holds no triple for classes {cfg.classes} with overlap <= {cfg.max_overlap}")
-    split = split_targets(t.c3.unique(), cfg.val_frac, cfg.test_frac, cfg.split_seed)
+    split = (split_fold(t.c3.unique(), cfg.folds, cfg.fold, cfg.val_frac, cfg.split_seed) if cfg.folds
+             else split_targets(t.c3.unique(), cfg.val_frac, cfg.test_frac, cfg.split_seed))
     t['split'] = t.c3.map(split)
     return Scenario(cfg, t, skipped, zoo_fingerprint(zoo), len(zoo))
 

@@ -15,16 +15,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .zoo import (zoo_data, N_PARAMS, LAYERS, LAYER_SLICES, ACTIVATIONS, MEMBER_COLS, Zoo, load_zoo, load_data, ZooConfig,
-                                 evaluate_cnns, pad_indices, population_forward, atomic_write, ZooCNN, model_to_vec, build_zoo, PRESETS)
+                                 evaluate_cnns, pad_indices, population_forward, atomic_write, ZooCNN, model_to_vec, build_zoo, PRESETS,
+                                 cli_errors)
 from .scenarios import ScenarioConfig, make_scenario, Scenario, SPLITS
 from .tokenizer import LayerStandardizer, PermutationAugment, permute_weights, random_unit_perms
 from .transformer import TransformerAE, transformer_config, TransformerConfig
 from .losses import CompositeLoss, LossContext, LOSS_NEEDS
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'MergerConfig', 'merger_preset', 'RunSetup', 'setup_run', 'cnn_accuracy', 'triple_info',
-           'diagnostics', 'RunLogger', 'save_checkpoint', 'load_merger', 'predict', 'reference_accuracies',
-           'composite_loss', 'train_merger', 'wm_train', 'save_run_report']
+__all__ = ['TRAIN_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'setup_run', 'cnn_accuracy', 'triple_info',
+           'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict',
+           'reference_accuracies', 'distill_loss', 'ClassImages', 'composite_loss', 'train_merger', 'wm_train',
+           'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
@@ -35,6 +37,9 @@ class MergerConfig:
     preset: str = 'small'  # TransformerAE preset
     model: dict = field(default_factory=dict)  # TransformerConfig overrides
     losses: str = 'layerwise_mse=1'  # composite loss, name=weight pairs
+    distill: float = 0.  # weight of the functional term: T²·KL(true C3 CNN ‖ predicted CNN) on C3's training images (0: off)
+    distill_images: int = 32  # training images per triple and step for the functional term
+    distill_T: float = 2.  # distillation temperature
     loss_params: dict = field(default_factory=lambda: {'layerwise_mse': {'norm': 'std'}})  # per-loss parameters (for losses in use)
     epochs: int = 100
     batch_size: int = 36  # the report's
@@ -247,6 +252,20 @@ def _ckpt_config_mismatch(saved: dict, cfg: MergerConfig) -> list:
     cur = cfg.to_dict()
     return [f"{k}: checkpoint {saved.get(k)!r}, now {cur[k]!r}" for k in cur if k not in free and saved.get(k) != cur[k]]
 
+CKPT_KEYS = ('model', 'standardizer', 'config', 'model_config')  # what every merger checkpoint holds
+
+def read_checkpoint(path, device='cpu') -> dict:
+    "Load a merger checkpoint, or raise a ValueError that names the file and what is wrong with it."
+    p = Path(path)
+    if not p.exists(): raise FileNotFoundError(f"no checkpoint {p}")
+    try: st = torch.load(p, map_location=device, weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{p} is not a readable merger checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         "delete it and train again") from None
+    if not isinstance(st, dict) or (miss := [k for k in CKPT_KEYS if k not in st]):
+        raise ValueError(f"{p} is not a merger checkpoint (missing {', '.join(miss) if isinstance(st, dict) else 'everything'})")
+    return st
+
 def save_checkpoint(path, model, std: LayerStandardizer, cfg: MergerConfig, model_cfg: TransformerConfig, **extra):
     "Write model weights, standardizer, configs and `extra` state to `path` atomically."
     state = dict(model=model.state_dict(), standardizer=std.state_dict(), config=cfg.to_dict(), model_config=asdict(model_cfg), **extra)
@@ -256,7 +275,7 @@ def load_merger(run_dir, which: str = 'best', device='cpu'):
     "The trained `TransformerAE` (eval mode), its `LayerStandardizer` and `MergerConfig` from a run folder."
     p = Path(run_dir)/f'{which}.pt'
     if not p.exists(): raise FileNotFoundError(f"no checkpoint {p}: train with wm-train --out {run_dir}")
-    st = torch.load(p, map_location=device, weights_only=False)
+    st = read_checkpoint(p, device)
     model = TransformerAE(TransformerConfig(**st['model_config'])).to(device)
     model.load_state_dict(st['model']); model.eval()
     std = LayerStandardizer(); std.load_state_dict(st['standardizer'])
@@ -278,6 +297,30 @@ def reference_accuracies(zoo: Zoo, pairs: torch.Tensor, data, split: str = 'val'
     w1, w2, w3 = (zoo.vectors(pairs[:, i]) for i in range(3))
     f = lambda v: round(cnn_accuracy(v, info['c3'], info['activation'], data, split).mean().item(), 3)
     return dict(theta0=f(info['theta0']), average=f((w1 + w2)/2), parent1=f(w1), parent2=f(w2), target=f(w3))
+
+# %% ../nbs/05_train.ipynb #fcab7ebd
+def distill_loss(pred: torch.Tensor,  # (B, 2464) predicted CNNs (not standardized)
+                 target: torch.Tensor,  # (B, 2464) true C3 CNNs
+                 x: torch.Tensor,  # (B, n, 1, 28, 28) images of each triple's C3
+                 activation: str = 'relu',  # the CNNs' activation
+                 T: float = 2.) -> torch.Tensor:  # temperature
+    "T² · mean over images of KL(softmax(target/T) ‖ softmax(pred/T)): (B,)."
+    lp = F.log_softmax(population_forward(pred, x, activation) / T, -1)
+    with torch.no_grad(): lt = F.log_softmax(population_forward(target, x, activation) / T, -1)
+    return T * T * (lt.exp() * (lt - lp)).sum(-1).mean(-1)
+
+# %% ../nbs/05_train.ipynb #6b2ee7ba
+class ClassImages:
+    "Draws, per triple, `n` training images of its target classes (index pools per class combination, fixed seed)."
+    def __init__(self, data, split: str = 'train', seed: int = 0):
+        self.data, self.split, self.pools, self.g = data, split, {}, torch.Generator().manual_seed(seed)
+    def pool(self, classes: tuple) -> torch.Tensor:
+        if classes not in self.pools: self.pools[classes] = self.data.indices(self.split, classes).cpu()
+        return self.pools[classes]
+    def __call__(self, classes: list, n: int) -> torch.Tensor:
+        "Images (B, n, 1, 28, 28) for B class tuples."
+        idx = torch.stack([(p := self.pool(tuple(c)))[torch.randint(len(p), (n,), generator=self.g)] for c in classes])
+        return self.data.x[idx.to(self.data.x.device)]
 
 # %% ../nbs/05_train.ipynb #0330bf77
 def _lr_lambda(total: int, warmup: int):
@@ -326,7 +369,7 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
     start, best, best_epoch, bad, history = 1, -1., 0, 0, []
     last = out/'last.pt'
     if resume and last.exists():
-        st = torch.load(last, map_location='cpu', weights_only=False)
+        st = read_checkpoint(last)
         if (mm := _ckpt_config_mismatch(st['config'], cfg)): raise ValueError(f"{last} does not match this configuration: " + '; '.join(mm))
         model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
         start, best, best_epoch, bad, history = st['epoch'] + 1, st['best'], st['best_epoch'], st['bad_epochs'], st['history']
@@ -337,6 +380,8 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
     val_pairs = S.pairs['val']; vinfo = triple_info(S.zoo, val_pairs)
     acts_all = np.asarray(S.zoo.meta.activation)
     probe_x = data.x[data.idx['val'][torch.randperm(len(data.idx['val']), generator=torch.Generator().manual_seed(cfg.seed))[:64].to(dev)]]
+    c3_images = ClassImages(data, 'train', cfg.seed) if cfg.distill else None
+    c3_all = [S.zoo.classes(r) for r in range(len(S.zoo))] if cfg.distill else None
     aug = None
     if cfg.permutations:
         from weight_merging.tokenizer import PermutationBank
@@ -352,6 +397,7 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
         g = torch.Generator().manual_seed(cfg.seed*100_003 + epoch)
         torch.manual_seed(cfg.seed*100_003 + epoch)  # dropout
         if aug is not None: aug.generator = g
+        if c3_images is not None: c3_images.g.manual_seed(cfg.seed*100_003 + epoch)  # per epoch, so a resumed run draws the same images
         order = torch.randperm(n_samples, generator=g)[acc.process_index*per_proc:(acc.process_index + 1)*per_proc].to(dev)
         model.train(); sums = {}
         for b in range(steps):
@@ -366,6 +412,13 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
                 pred = model(w1, w2).float()
             acts = list(acts_all[rows[:, 2].cpu().numpy()])
             total, comps = composite_loss(S.loss, std.inverse(pred), std.inverse(wt), acts, std, core, std.inverse(w1), std.inverse(w2), probe_x)
+            if cfg.distill:  # the functional term, per activation
+                r3 = rows[:, 2].cpu().numpy(); x = c3_images([c3_all[r] for r in r3], cfg.distill_images)
+                dl = torch.zeros(len(rows), device=dev)
+                for a in set(acts):
+                    m = torch.tensor([q == a for q in acts], device=dev)
+                    dl[m] = distill_loss(std.inverse(pred[m]), std.inverse(wt[m]), x[m], a, cfg.distill_T)
+                comps['distill'] = dl; total = total + cfg.distill * dl
             total = total.mean()
             opt.zero_grad(set_to_none=True)
             acc.backward(total)
@@ -432,26 +485,28 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
              precision: str = None,  # bf16, no or auto
              out: str = None,  # run folder (default: runs/merger-PRESET)
              fresh: store_true = False,  # start over even if the folder holds a run
-             quiet: store_true = False):  # no progress bar
+             quiet: store_true = False,  # no progress bar
+             debug: store_true = False):  # show the full traceback of an error
     "Train the double-encoder merger on a scenario of a zoo and print its summary."
-    over = {k: v for k, v in dict(zoo=zoo, epochs=epochs, batch_size=batch_size, lr=lr, losses=losses, permutations=permutations,
-                                  seed=seed, wandb=wandb, precision=precision).items() if v is not None}
-    base = TRAIN_PRESETS.get(preset, {})
-    if subscenario or bins:
-        sc = dict(base.get('scenario', {}))
-        if subscenario: sc = dict(subscenario=subscenario, **{k: v for k, v in sc.items() if k not in ('subscenario', 'classes', 'max_overlap')})
-        if bins: sc['bins'] = tuple(int(b) for b in bins.split(','))
-        over['scenario'] = sc
-    if model: over['preset'] = model
-    if tokenizer: over['model'] = dict(base.get('model', {}), tokenizer=tokenizer)
-    cfg = merger_preset(preset, **over)
-    out = out or f'runs/merger-{preset}'
-    s = train_merger(cfg, out, resume=not fresh, progress=not quiet)
-    if int(os.environ.get('RANK', '0')) != 0: return  # one report from a data-parallel launch
-    b = s['val_baselines']
-    print(f"{out}: {s['epochs_run']} epochs in {s['seconds']:.0f} s; best epoch {s['best_epoch']}")
-    print(f"validation CNN accuracy on C3 ({s['val_triples']} triples): merger {s['val_cnn_accuracy']:.2f}% | theta0 {b['theta0']:.2f}% | "
-          f"average {b['average']:.2f}% | parents {b['parent1']:.2f}% / {b['parent2']:.2f}% | true C3 model {b['target']:.2f}%")
+    with cli_errors('wm-train', debug):
+        over = {k: v for k, v in dict(zoo=zoo, epochs=epochs, batch_size=batch_size, lr=lr, losses=losses, permutations=permutations,
+                                      seed=seed, wandb=wandb, precision=precision).items() if v is not None}
+        base = TRAIN_PRESETS.get(preset, {})
+        if subscenario or bins:
+            sc = dict(base.get('scenario', {}))
+            if subscenario: sc = dict(subscenario=subscenario, **{k: v for k, v in sc.items() if k not in ('subscenario', 'classes', 'max_overlap')})
+            if bins: sc['bins'] = tuple(int(b) for b in bins.split(','))
+            over['scenario'] = sc
+        if model: over['preset'] = model
+        if tokenizer: over['model'] = dict(base.get('model', {}), tokenizer=tokenizer)
+        cfg = merger_preset(preset, **over)
+        out = out or f'runs/merger-{preset}'
+        s = train_merger(cfg, out, resume=not fresh, progress=not quiet)
+        if int(os.environ.get('RANK', '0')) != 0: return  # one report from a data-parallel launch
+        b = s['val_baselines']
+        print(f"{out}: {s['epochs_run']} epochs in {s['seconds']:.0f} s; best epoch {s['best_epoch']}")
+        print(f"validation CNN accuracy on C3 ({s['val_triples']} triples): merger {s['val_cnn_accuracy']:.2f}% | theta0 {b['theta0']:.2f}% | "
+              f"average {b['average']:.2f}% | parents {b['parent1']:.2f}% / {b['parent2']:.2f}% | true C3 model {b['target']:.2f}%")
 
 # %% ../nbs/05_train.ipynb #f7525bcf
 def save_run_report(run_dir, dest, name: str, command: str = '') -> dict:

@@ -37,6 +37,7 @@ class TransformerConfig:
     shared_encoder: bool = False  # one encoder reads both parents (the report has two)
     fusion: str = 'concat'  # 'concat' (report: Dense(z1 || z2)) or 'symmetric' (Dense(z1 + z2 || z1 * z2))
     mode: str = 'merge'  # 'merge' (two parents in, the merged CNN out) or 'autoencoder' (one CNN in, the same out)
+    residual: bool = False  # merge mode: decode a correction to the parents' average, out = decode(z) + (w1 + w2) / 2
     pooling: str = 'mean'  # how an encoder's token sequence becomes one d_model vector: 'mean' or 'max'
     activation: str = 'relu'  # feed-forward activation
     n_params: int = N_PARAMS  # length of the weight vectors read and written
@@ -267,7 +268,8 @@ class TransformerAE(nn.Module):
             raise ValueError(f"mode={self.cfg.mode!r} takes {'one input' if self.cfg.mode == 'autoencoder' else 'two inputs'}")
         with self.autocast():
             z = self.fuse(self.encode(w1, 0), None if w2 is None else self.encode(w2, 1))
-            return self.decode(z).float()
+            out = self.decode(z).float()
+        return out + (w1.float() + w2.float()) / 2 if self.cfg.residual and w2 is not None else out
 
 # %% ../nbs/03_transformer.ipynb #0ed0c37e
 def param_counts(model: nn.Module) -> dict[str, int]:

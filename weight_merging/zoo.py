@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_zoo.ipynb #bdca2329
 from __future__ import annotations
-import hashlib, itertools, json, math, os, shutil, time
+import contextlib, hashlib, importlib, itertools, json, math, os, shutil, sys, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +24,8 @@ __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES',
            'experiences', 'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec', 'TrainResult', 'pad_indices',
            'evaluate_cnns', 'train_population', 'train_model', 'history_gif', 'ZooConfig', 'zoo_preset', 'zoo_specs',
            'zoo_chunks', 'atomic_write', 'shard_chunks', 'build_zoo', 'Zoo', 'save_zoo', 'assemble_zoo', 'zoo_stats',
-           'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data', 'merge_shards', 'run_provenance', 'wm_zoo']
+           'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data', 'merge_shards', 'require', 'cli_errors',
+           'run_provenance', 'wm_zoo']
 
 # %% ../nbs/00_zoo.ipynb #099f8d44
 ACTIVATIONS = ('gelu', 'relu', 'silu', 'leakyrelu', 'sigmoid', 'tanh')  # the report's activation index 0-5
@@ -167,6 +168,18 @@ class MNISTData:
         "The same data on `device`."
         return MNISTData(self.x.to(device), self.y.to(device), {k: v.to(device) for k, v in self.idx.items()}, self.source)
 
+    def replica(self, r: int) -> 'MNISTData':
+        "Replica `r`'s split: the same test set, train and validation redrawn per class from this train ∪ val (r = 0: unchanged)."
+        if r == 0: return self
+        g, out = torch.Generator().manual_seed(10_007 * int(r) + 1), {'train': [], 'val': []}
+        pool = torch.cat([self.idx['train'], self.idx['val']])
+        for c in range(10):
+            ic, nt = pool[self.y[pool] == c], int((self.y[self.idx['train']] == c).sum())
+            ic = ic[torch.randperm(len(ic), generator=g).to(ic.device)]
+            out['train'].append(ic[:nt]); out['val'].append(ic[nt:])
+        idx = {k: torch.sort(torch.cat(v)).values for k, v in out.items()}
+        return MNISTData(self.x, self.y, {**self.idx, **idx}, self.source)
+
 # %% ../nbs/00_zoo.ipynb #34d4200e
 def stratified_split(labels, n_train: int, n_val: int, seed=0, test_rest=True) -> dict:
     "Per class: `n_train` train and `n_val` validation indices, the rest test (if `test_rest`); fixed by `seed`."
@@ -261,14 +274,16 @@ def bin_of(epoch: int, bins=BINS) -> int | None:
 # %% ../nbs/00_zoo.ipynb #0ed42353
 @dataclass(frozen=True)
 class ModelSpec:
-    "One zoo member: an experience, an activation, an init and a seed."
+    "One zoo member: an experience, an activation, an init, a seed (θ0) and a replica (its data split and order)."
     classes: tuple
     activation: str = 'relu'
     init: str = 'kaiming_uniform'
     seed: int = 0
+    replica: int = 0
 
     @property
-    def key(self) -> str: return f"{'-'.join(map(str, self.classes))}_{self.activation}_{self.init}_{self.seed}"
+    def key(self) -> str:
+        return f"{'-'.join(map(str, self.classes))}_{self.activation}_{self.init}_{self.seed}" + (f"_r{self.replica}" if self.replica else '')
 
     def data_seed(self) -> int:
         "Seed of this model's data order, from the spec alone (so it does not depend on who else trains beside it)."
@@ -320,11 +335,12 @@ def train_population(specs: Sequence[ModelSpec], data: MNISTData, cfg: TrainConf
     acts, sizes = {s.activation for s in specs}, {len(s.classes) for s in specs}
     if len(acts) != 1 or len(sizes) != 1: raise ValueError(f"a population needs one activation and one experience size, got {acts} and {sizes}")
     act, M = specs[0].activation, len(specs)
-    tr_rows = [data.indices('train', s.classes) for s in specs]
+    splits = {r: data.replica(r) for r in {s.replica for s in specs}}  # each replica trains on its own split
+    tr_rows = [splits[s.replica].indices('train', s.classes) for s in specs]
     n = len(tr_rows[0])
     if any(len(r) != n for r in tr_rows): raise ValueError("experiences of one population need equal training sets (use a balanced split)")
     tr_idx = torch.stack(tr_rows).to(device)
-    val_idx, te_idx = pad_indices([data.indices('val', s.classes) for s in specs], device), pad_indices([data.indices('test', s.classes) for s in specs], device)
+    val_idx, te_idx = pad_indices([splits[s.replica].indices('val', s.classes) for s in specs], device), pad_indices([data.indices('test', s.classes) for s in specs], device)
     gens = [torch.Generator().manual_seed(s.data_seed()) for s in specs]
     w = torch.stack([model_to_vec(ZooCNN(s.activation, s.init, s.seed)) for s in specs]).to(device)
     params = {k: nn.Parameter(v.contiguous()) for k, v in vec_to_params(w).items()}
@@ -408,7 +424,8 @@ class ZooConfig:
     sizes: tuple | None = None  # experience sizes (default: all >= 2)
     activations: tuple = ('relu',)
     inits: tuple = ('kaiming_uniform',)
-    seeds: tuple = (0,)
+    seeds: tuple = (0,)  # init seeds: one θ0 per (activation, init, seed)
+    replicas: tuple = (0,)  # replica ids: each trains every experience again from the same θ0 on its own train/val split and data order
     data: str = 'digits'  # 'digits' (shipped) or 'mnist' (full, needs mnist_dir)
     n_train: int | None = None  # training images per class (default: 600 digits, 5000 MNIST)
     n_val: int | None = None  # validation images per class (default: 100 digits, 400 MNIST)
@@ -421,6 +438,7 @@ class ZooConfig:
         for a in self.activations: check_activation(a)
         for i in self.inits: check_init(i)
         self.classes, self.activations, self.inits, self.seeds = tuple(self.classes), tuple(self.activations), tuple(self.inits), tuple(self.seeds)
+        self.replicas = tuple(int(r) for r in self.replicas)
         if self.sizes is not None: self.sizes = tuple(self.sizes)
 
     def to_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
@@ -446,7 +464,7 @@ def zoo_preset(name: str, **overrides) -> ZooConfig:
 # %% ../nbs/00_zoo.ipynb #0c1e09b2
 def zoo_specs(cfg: ZooConfig) -> list[ModelSpec]:
     "Every model of the zoo, in a fixed order."
-    return [ModelSpec(c, a, i, s) for a in cfg.activations for i in cfg.inits for s in cfg.seeds
+    return [ModelSpec(c, a, i, s, r) for a in cfg.activations for i in cfg.inits for s in cfg.seeds for r in cfg.replicas
             for c in experiences(cfg.classes, cfg.sizes)]
 
 def zoo_chunks(cfg: ZooConfig) -> list[list[ModelSpec]]:
@@ -511,7 +529,7 @@ def build_zoo(cfg: ZooConfig, out, shard=(0, 1), workers=None, device='cpu', mni
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     cfg_file, cd = out/'config.json', cfg.to_dict()
     if cfg_file.exists():
-        old = json.loads(cfg_file.read_text())
+        old = ZooConfig.from_dict(json.loads(cfg_file.read_text())).to_dict()  # (fields added since default as before)
         if old != cd: raise ValueError(f"{out} holds a zoo built with another configuration ({cfg_file}); use a new --out folder")
     else: atomic_write(cfg_file, lambda p: p.write_text(json.dumps(cd, indent=1)))
     si, sn = shard
@@ -544,7 +562,7 @@ def build_zoo(cfg: ZooConfig, out, shard=(0, 1), workers=None, device='cpu', mni
 
 # %% ../nbs/00_zoo.ipynb #bae1c4ad
 MEMBER_COLS = [str(c) for c in range(10)]  # the report's class-membership columns
-META_COLS = ['label', *MEMBER_COLS, 'Accuracy', 'epoch', 'activation', 'init', 'seed', 'bin', 'val_accuracy', 'stop_epoch']  # metadata columns
+META_COLS = ['label', *MEMBER_COLS, 'Accuracy', 'epoch', 'activation', 'init', 'seed', 'bin', 'val_accuracy', 'stop_epoch', 'replica']  # metadata columns
 
 # %% ../nbs/00_zoo.ipynb #10cd0cba
 class Zoo:
@@ -554,12 +572,13 @@ class Zoo:
         if weights.ndim != 2 or weights.shape[1] != N_PARAMS:
             raise ValueError(f"zoo weights must have shape (N, {N_PARAMS}), got {weights.shape}")
         if len(meta) != len(weights): raise ValueError(f"{len(meta)} metadata rows for {len(weights)} weight rows")
+        if 'replica' not in meta: meta = meta.assign(replica=0)  # zoos saved before replicas existed
         self.weights, self.meta, self.config, self.history = weights, meta.reset_index(drop=True), config or {}, history
 
     def __len__(self): return len(self.weights)
     def __repr__(self):
         m = self.meta
-        return (f"Zoo({len(self)} rows, {m.groupby(['activation', 'init', 'seed', 'label']).ngroups} models, activations {sorted(m.activation.unique())}, "
+        return (f"Zoo({len(self)} rows, {m.groupby(['activation', 'init', 'seed', 'replica', 'label']).ngroups} models, activations {sorted(m.activation.unique())}, "
                 f"inits {sorted(m.init.unique())}, bins {sorted(m.bin.unique().tolist())})")
 
     def classes(self, i: int) -> tuple:
@@ -570,14 +589,15 @@ class Zoo:
         "Weight rows as a float32 tensor (all rows by default)."
         return torch.from_numpy(np.ascontiguousarray(self.weights if rows is None else self.weights[np.asarray(rows)]))
 
-    def filter(self, activation=None, init=None, bins=None, classes=None, seed=None) -> 'Zoo':
-        "Rows with the given activation(s), init(s), bin(s), seed(s), and experiences within the digit set `classes`."
+    def filter(self, activation=None, init=None, bins=None, classes=None, seed=None, replica=None) -> 'Zoo':
+        "Rows with the given activation(s), init(s), bin(s), seed(s), replica(s), and experiences within the digit set `classes`."
         keep = np.ones(len(self), bool)
         as_list = lambda v: [v] if isinstance(v, (str, int, np.integer)) else list(v)
         if activation is not None: keep &= self.meta.activation.isin(as_list(activation)).to_numpy()
         if init is not None: keep &= self.meta.init.isin(as_list(init)).to_numpy()
         if bins is not None: keep &= self.meta.bin.isin(as_list(bins)).to_numpy()
         if seed is not None: keep &= self.meta.seed.isin(as_list(seed)).to_numpy()
+        if replica is not None: keep &= self.meta.replica.isin(as_list(replica)).to_numpy()
         if classes is not None:
             outside = [c for c in MEMBER_COLS if int(c) not in set(as_list(classes))]
             keep &= (self.meta[outside].sum(axis=1) == 0).to_numpy()
@@ -601,7 +621,8 @@ def _meta_from_chunks(cfg: ZooConfig, out) -> tuple:
                 s = chunk[j]
                 rows.append(dict(label=experience_id(s.classes), **{c: int(int(c) in s.classes) for c in MEMBER_COLS},
                                  Accuracy=float(f['hist_test_acc'][j, e - 1]), epoch=int(e), activation=s.activation, init=s.init,
-                                 seed=s.seed, bin=int(b), val_accuracy=float(f['hist_val_acc'][j, e - 1]), stop_epoch=int(f['stop_epoch'][j])))
+                                 seed=s.seed, bin=int(b), val_accuracy=float(f['hist_val_acc'][j, e - 1]), stop_epoch=int(f['stop_epoch'][j]),
+                                 replica=s.replica))
     weights = np.concatenate(ws) if ws else np.zeros((0, N_PARAMS), np.float32)
     return weights, pd.DataFrame(rows, columns=META_COLS), {k: np.concatenate(v) for k, v in hist.items()}
 
@@ -671,7 +692,7 @@ def read_zoo_csv(path) -> Zoo:
         r, c = np.argwhere(~np.isfinite(W))[0]
         raise ValueError(f"zoo CSV {path}: {W[r, c]} (not a finite number) in row {r + 1} (line {r + 2}), column '{pcols[c]}'")
     meta = df[[c for c in df.columns if c not in set(pcols)]].copy()
-    defaults = dict(activation='relu', init='kaiming_uniform', seed=0, val_accuracy=np.nan)
+    defaults = dict(activation='relu', init='kaiming_uniform', seed=0, val_accuracy=np.nan, replica=0)
     for k, v in defaults.items():
         if k not in meta: meta[k] = v
     for col, valid in (('activation', ACTIVATIONS), ('init', INITS)):
@@ -725,6 +746,26 @@ def merge_shards(shard_dirs: Sequence, out, csv=False) -> dict:
             if not (out/'chunks'/f.name).exists(): atomic_write(out/'chunks'/f.name, lambda p: shutil.copyfile(f, p))
     return assemble_zoo(out, csv)
 
+# %% ../nbs/00_zoo.ipynb #e8464d0a
+def require(module: str,  # the module to import, e.g. 'torchaudio'
+            purpose: str):  # what needs it, e.g. "the 'mel' loss"
+    "Import `module` or raise an ImportError that names it, what needs it and how to repair the install."
+    try: return importlib.import_module(module)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ImportError(f"{purpose} needs {module}, which fails to import ({type(e).__name__}: {msg}); "
+                          "reinstall the locked environment with `bash scripts/setup.sh`") from None
+
+# %% ../nbs/00_zoo.ipynb #36a8ca37
+@contextlib.contextmanager
+def cli_errors(prog: str,  # the console script's name, e.g. 'wm-zoo'
+               debug: bool = False):  # re-raise instead (full traceback)
+    "Turn expected errors (bad input, missing files, broken libraries) into one line on stderr and exit status 2."
+    try: yield
+    except (ValueError, FileNotFoundError, NotADirectoryError, ImportError) as e:
+        if debug: raise
+        print(f"{prog}: error: {e}", file=sys.stderr); raise SystemExit(2) from None
+
 # %% ../nbs/00_zoo.ipynb #abdca294
 def run_provenance() -> dict:
     "Version, git commit (if run from a clone), machine and torch version, to store beside a result."
@@ -739,6 +780,10 @@ def run_provenance() -> dict:
 
 # %% ../nbs/00_zoo.ipynb #f063c691
 from fastcore.script import call_parse, Param, store_true
+
+def _int_list(s: str, flag: str) -> tuple:
+    try: return tuple(int(v) for v in s.split(','))
+    except ValueError: raise ValueError(f"{flag} must be comma-separated integers, e.g. 0,1,2; got {s!r}") from None
 
 def _parse_shard(s):
     try: i, n = map(int, s.split('/')); return i, n
@@ -756,31 +801,37 @@ def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
            download: store_true = False,  # let torchvision download MNIST into --mnist_dir
            activations: str = None,  # comma-separated activations (default: the preset's; 'all' for six)
            inits: str = None,  # comma-separated inits (default: the preset's; 'all' for six)
+           seeds: str = None,  # comma-separated init seeds, one θ0 each (default: the preset's)
+           replicas: str = None,  # comma-separated replica ids, e.g. 0,1,2 (default: the preset's); a new id grows fresh CNNs
            csv: store_true = False,  # also write the report's CSV (out/zoo.csv)
-           quiet: store_true = False):  # no progress bar or summary
+           quiet: store_true = False,  # no progress bar or summary
+           debug: store_true = False):  # show the full traceback of an error
     "Build (or merge) a zoo of MNIST CNNs and print a summary."
-    over = {}
-    if data: over['data'] = data
-    if activations: over['activations'] = ACTIVATIONS if activations == 'all' else tuple(activations.split(','))
-    if inits: over['inits'] = INITS if inits == 'all' else tuple(inits.split(','))
-    cfg = zoo_preset(preset, **over)
-    out = Path(out or f'runs/zoo-{preset}')
-    t = time.time()
-    if merge:
-        stats = merge_shards([Path(p) for p in merge.split(',')], out, csv)
-        s = dict(trained_models=0, skipped_chunks=0)
-    else:
-        si, sn = _parse_shard(shard) if shard else (0, 1)
-        s = build_zoo(cfg, out, (si, sn), workers, device, mnist_dir, download, progress=not quiet)
-        stats = s.get('zoo')
-        if stats and csv: write_zoo_csv(load_zoo(out), out/'zoo.csv')
-    if stats: atomic_write(out/'summary.json', lambda p: p.write_text(json.dumps(dict(
-        preset=preset, zoo=stats, trained_models=s['trained_models'], seconds=round(time.time() - t, 1), workers=s.get('workers'),
-        config=cfg.to_dict(), **run_provenance()), indent=1)))
-    if quiet: return
-    print(f"{out}: trained {s['trained_models']} models ({s['skipped_chunks']} chunks already done) in {time.time() - t:.0f} s")
-    if stats:
-        print(f"zoo: {stats['models']} models, {stats['rows']} rows, bins {stats['bins']} -> {out/'zoo'}")
-        print('final test accuracy by experience size:')
-        for k, v in stats['accuracy_by_size'].items(): print(f"  {k:2d} classes: n={v['n']:4d}  median {v['median']:.2f}%  min {v['min']:.2f}%  max {v['max']:.2f}%")
-    else: print(f"shard {shard} done; join the shards with: wm-zoo --merge DIR1,DIR2,... --out DIR")
+    with cli_errors('wm-zoo', debug):
+        over = {}
+        if data: over['data'] = data
+        if activations: over['activations'] = ACTIVATIONS if activations == 'all' else tuple(activations.split(','))
+        if inits: over['inits'] = INITS if inits == 'all' else tuple(inits.split(','))
+        if seeds: over['seeds'] = _int_list(seeds, '--seeds')
+        if replicas: over['replicas'] = _int_list(replicas, '--replicas')
+        cfg = zoo_preset(preset, **over)
+        out = Path(out or f'runs/zoo-{preset}')
+        t = time.time()
+        if merge:
+            stats = merge_shards([Path(p) for p in merge.split(',')], out, csv)
+            s = dict(trained_models=0, skipped_chunks=0)
+        else:
+            si, sn = _parse_shard(shard) if shard else (0, 1)
+            s = build_zoo(cfg, out, (si, sn), workers, device, mnist_dir, download, progress=not quiet)
+            stats = s.get('zoo')
+            if stats and csv: write_zoo_csv(load_zoo(out), out/'zoo.csv')
+        if stats: atomic_write(out/'summary.json', lambda p: p.write_text(json.dumps(dict(
+            preset=preset, zoo=stats, trained_models=s['trained_models'], seconds=round(time.time() - t, 1), workers=s.get('workers'),
+            config=cfg.to_dict(), **run_provenance()), indent=1)))
+        if quiet: return
+        print(f"{out}: trained {s['trained_models']} models ({s['skipped_chunks']} chunks already done) in {time.time() - t:.0f} s")
+        if stats:
+            print(f"zoo: {stats['models']} models, {stats['rows']} rows, bins {stats['bins']} -> {out/'zoo'}")
+            print('final test accuracy by experience size:')
+            for k, v in stats['accuracy_by_size'].items(): print(f"  {k:2d} classes: n={v['n']:4d}  median {v['median']:.2f}%  min {v['min']:.2f}%  max {v['max']:.2f}%")
+        else: print(f"shard {shard} done; join the shards with: wm-zoo --merge DIR1,DIR2,... --out DIR")

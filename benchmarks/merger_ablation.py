@@ -1,0 +1,150 @@
+"""Which levers make the merger merge CNNs it has never seen: one training run per (setting, seed), scored on held-out
+target combinations of the training zoo's CNNs and of a fresh zoo (same θ0, CNNs grown on another replica split).
+
+    python benchmarks/merger_ablation.py --zoo runs/zoo-quick-r3 --fresh runs/zoo-quick-fresh --setting all --seed 0
+
+Each (setting, seed) writes nbs/results/ablation/SETTING-seedS.json (atomically) and is skipped when that file exists; an
+interrupted training resumes from its last.pt. `--table` joins the files into nbs/results/ablation/table.{csv,md}.
+"""
+import argparse, json, math, sys, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from weight_merging.zoo import load_zoo, zoo_data, pad_indices, population_forward, atomic_write, run_provenance
+from weight_merging.scenarios import ScenarioConfig, make_scenario, find_triples
+from weight_merging.train import merger_preset, train_merger, load_merger, predict, cnn_accuracy, triple_info
+
+FOLDS, FOLD = 4, 0  # the held-out combinations: fold 0 of 4 over the quick zoo's 22 disjoint targets (6 combinations)
+BASE = dict(losses='layerwise_mse=1')
+SETTINGS = {  # name -> (replicas used for training, MergerConfig overrides)
+    'baseline': ((0,), {}),                                         # one CNN per class subset, weight-space loss only
+    'replicas3': ((0, 1, 2), {}),                                   # three replicas per class subset
+    'distill': ((0,), dict(distill=1.)),                            # functional term only
+    'replicas3+distill': ((0, 1, 2), dict(distill=1.)),
+    'replicas3+distill+residual': ((0, 1, 2), dict(distill=1., model=dict(residual=True))),
+    'replicas2+distill+residual': ((0, 1), dict(distill=1., model=dict(residual=True))),
+    'replicas1+distill+residual': ((0,), dict(distill=1., model=dict(residual=True))),
+    'replicas3+residual': ((0, 1, 2), dict(model=dict(residual=True))),
+    'replicas3+distill+residual+dropout': ((0, 1, 2), dict(distill=1., model=dict(residual=True, dropout=0.07))),
+    'replicas3+distill+residual+perm': ((0, 1, 2), dict(distill=1., model=dict(residual=True), permutations=16)),
+}
+STEPS = 600  # optimizer steps per run (the quick preset's 60 epochs of one replica), whatever the number of replicas
+
+
+def config(name, seed, zoo, epochs=None):
+    reps, over = SETTINGS[name]
+    over = {**BASE, **over}
+    sc = dict(subscenario='type1_m0', folds=FOLDS, fold=FOLD, replicas=reps)
+    cfg = merger_preset('quick', zoo=str(zoo), scenario=sc, seed=seed, wandb='disabled', diag_every=1000, **over)
+    if epochs is None:  # equal optimizer steps for every setting
+        n = len(make_scenario(load_zoo(zoo), ScenarioConfig(**sc)).pairs('train')) * 2
+        epochs = max(1, round(STEPS / math.ceil(n / cfg.batch_size)))
+    cfg.epochs = epochs
+    return cfg
+
+
+def ensemble_accuracy(zoo, pairs, data, split='test'):
+    "Accuracy (%) of the parents' output ensemble (mean softmax) on C3's `split` images, per triple."
+    info = triple_info(zoo, torch.as_tensor(pairs))
+    out = torch.zeros(len(pairs))
+    for a in sorted(set(info['activation'])):
+        sel = [i for i, x in enumerate(info['activation']) if x == a]
+        idx = pad_indices([data.indices(split, info['c3'][i]) for i in sel])
+        ok = idx >= 0; x = data.x[idx.clamp(min=0)]
+        p = sum(population_forward(zoo.vectors(pairs[sel, k]), x, a).softmax(-1) for k in (0, 1))
+        hit = (p.argmax(-1) == data.y[idx.clamp(min=0)]) & ok
+        out[sel] = 100. * hit.sum(1).float() / ok.sum(1).float()
+    return out
+
+
+def score(model, std, zoo, pairs, data):
+    "Per triple: target combination, merger, true C3 and ensemble accuracy (%) on C3's test images."
+    info = triple_info(zoo, torch.as_tensor(pairs))
+    pred = predict(model, std, zoo.vectors(pairs[:, 0]), zoo.vectors(pairs[:, 1]))
+    with torch.no_grad():
+        acc = lambda v: cnn_accuracy(v, info['c3'], info['activation'], data, 'test').numpy()
+        return pd.DataFrame(dict(c3=[''.join(map(str, c)) for c in info['c3']], merger=acc(pred), true_c3=acc(zoo.vectors(pairs[:, 2])),
+                                 ensemble=ensemble_accuracy(zoo, pairs, data).numpy(), average=acc((zoo.vectors(pairs[:, 0]) + zoo.vectors(pairs[:, 1])) / 2)))
+
+
+def by_combination(df):
+    "Mean over target combinations of the per-combination means, with a Student-t 95 % interval over combinations."
+    from scipy import stats
+    g = df.groupby('c3').mean(numeric_only=True)
+    out = {'n_triples': len(df), 'n_comb': len(g)}
+    for c in ('merger', 'true_c3', 'ensemble', 'average'):
+        m, s, k = g[c].mean(), g[c].std(ddof=1), len(g)
+        h = stats.t.ppf(0.975, k - 1) * s / math.sqrt(k) if k >= 5 else float('nan')
+        out[c] = [round(float(m), 2), round(float(m - h), 2), round(float(m + h), 2)]
+    out['ratio_to_true'] = round(float(g.merger.mean() / g.true_c3.mean()), 4)
+    out['beats_ensemble'] = round(float((df.merger > df.ensemble).mean()), 4)
+    return out
+
+
+def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir):
+    res = Path(res_dir)/f'{name}-seed{seed}.json'
+    if res.exists(): print(f'{res} exists: skipped'); return
+    torch.set_num_threads(1)
+    cfg = config(name, seed, zoo_dir)
+    run_dir = Path(out_dir)/name/f'seed{seed}'
+    t = time.time()
+    s = train_merger(cfg, run_dir, resume=True, progress=False)
+    model, std, _ = load_merger(run_dir)
+    while not (Path(fresh_dir)/'zoo'/'weights.npy').exists() and not (Path(fresh_dir)/'weights.npy').exists():
+        print(f'waiting for the fresh zoo {fresh_dir}', flush=True); time.sleep(30)
+    zoo, fresh = load_zoo(zoo_dir, mmap=False), load_zoo(fresh_dir, mmap=False)
+    data = zoo_data(zoo)
+    sc = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
+    test_c3 = set(sc.triples.c3[sc.triples.split == 'test'])
+    own = sc.triples[(sc.triples.split == 'test') & (sc.triples.replica == 0)][['row1', 'row2', 'row3']].to_numpy()
+    ft, _ = find_triples(fresh, ScenarioConfig('type1_m0'))
+    held = ft[ft.c3.isin(test_c3)][['row1', 'row2', 'row3']].to_numpy()
+    seen = ft[~ft.c3.isin(test_c3)][['row1', 'row2', 'row3']].to_numpy()
+    out = dict(setting=name, seed=seed, replicas=list(SETTINGS[name][0]), overrides=SETTINGS[name][1], epochs=cfg.epochs,
+               train_triples=s['train_triples'], best_epoch=s['best_epoch'], train_seconds=round(s['seconds'], 1),
+               seconds_per_epoch=round(s['seconds'] / max(1, s['epochs_run']), 2), val_cnn_accuracy=s['val_cnn_accuracy'],
+               heldout_training_zoo=by_combination(score(model, std, zoo, own, data)),
+               heldout_fresh=by_combination(score(model, std, fresh, held, data)),
+               seen_fresh=by_combination(score(model, std, fresh, seen, data)),
+               command=' '.join(['python benchmarks/merger_ablation.py', *sys.argv[1:]]), config=cfg.to_dict(), **run_provenance())
+    atomic_write(res, lambda p: p.write_text(json.dumps(out, indent=1, default=str)))
+    print(f"{name} seed {seed}: fresh held-out {out['heldout_fresh']['merger']} (true {out['heldout_fresh']['true_c3'][0]}, "
+          f"ensemble {out['heldout_fresh']['ensemble'][0]}), training-zoo held-out {out['heldout_training_zoo']['merger'][0]}, {time.time() - t:.0f} s")
+
+
+def table(res_dir):
+    rows = []
+    for p in sorted(Path(res_dir).glob('*-seed*.json')):
+        r = json.loads(p.read_text())
+        rows.append(dict(setting=r['setting'], seed=r['seed'], replicas=len(r['replicas']), epochs=r['epochs'], train_s=r['train_seconds'],
+                         s_per_epoch=r['seconds_per_epoch'], fresh=r['heldout_fresh']['merger'][0], fresh_ratio=r['heldout_fresh']['ratio_to_true'],
+                         fresh_beats_ens=r['heldout_fresh']['beats_ensemble'], fresh_true=r['heldout_fresh']['true_c3'][0],
+                         fresh_ens=r['heldout_fresh']['ensemble'][0], own=r['heldout_training_zoo']['merger'][0],
+                         own_true=r['heldout_training_zoo']['true_c3'][0], n_comb=r['heldout_fresh']['n_comb']))
+    df = pd.DataFrame(rows)
+    agg = df.groupby('setting').agg(seeds=('seed', 'count'), replicas=('replicas', 'first'), epochs=('epochs', 'first'),
+                                    train_s=('train_s', 'mean'), fresh=('fresh', 'mean'), fresh_sd=('fresh', 'std'),
+                                    fresh_ratio=('fresh_ratio', 'mean'), fresh_beats_ens=('fresh_beats_ens', 'mean'),
+                                    fresh_true=('fresh_true', 'mean'), fresh_ens=('fresh_ens', 'mean'), own=('own', 'mean'),
+                                    own_sd=('own', 'std'), own_true=('own_true', 'mean'), n_comb=('n_comb', 'first')).round(3)
+    agg = agg.sort_values('fresh', ascending=False)
+    atomic_write(Path(res_dir)/'table.csv', lambda p: agg.to_csv(p))
+    atomic_write(Path(res_dir)/'per_seed.csv', lambda p: df.to_csv(p, index=False))
+    print(agg.to_string())
+
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--zoo', default='runs/zoo-quick-r3'); ap.add_argument('--fresh', default='runs/zoo-quick-fresh')
+    ap.add_argument('--setting', default='all', help=f"comma-separated settings of {', '.join(SETTINGS)}, or all")
+    ap.add_argument('--seed', type=int, default=0); ap.add_argument('--out', default='runs/ablation')
+    ap.add_argument('--results', default='nbs/results/ablation'); ap.add_argument('--table', action='store_true')
+    a = ap.parse_args()
+    if a.table: table(a.results); sys.exit(0)
+    names = list(SETTINGS) if a.setting == 'all' else a.setting.split(',')
+    if bad := [n for n in names if n not in SETTINGS]: sys.exit(f"unknown setting(s) {bad}; valid: {', '.join(SETTINGS)}, all")
+    for n in names: run(n, a.seed, a.zoo, a.fresh, a.out, a.results)
