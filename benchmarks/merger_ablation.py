@@ -21,16 +21,15 @@ from weight_merging.train import merger_preset, train_merger, load_merger, predi
 FOLDS, FOLD = 4, 0  # the held-out combinations: fold 0 of 4 over the quick zoo's 22 disjoint targets (6 combinations)
 BASE = dict(losses='layerwise_mse=1')
 SETTINGS = {  # name -> (replicas used for training, MergerConfig overrides)
-    'baseline': ((0,), {}),                                         # one CNN per class subset, weight-space loss only
-    'replicas3': ((0, 1, 2), {}),                                   # three replicas per class subset
-    'distill': ((0,), dict(distill=1.)),                            # functional term only
-    'replicas3+distill': ((0, 1, 2), dict(distill=1.)),
-    'replicas3+distill+residual': ((0, 1, 2), dict(distill=1., model=dict(residual=True))),
-    'replicas2+distill+residual': ((0, 1), dict(distill=1., model=dict(residual=True))),
-    'replicas1+distill+residual': ((0,), dict(distill=1., model=dict(residual=True))),
+    'baseline': ((0,), {}),                                          # one CNN per class subset, weight-space loss only
+    'replicas3': ((0, 1, 2), {}),                                    # three replicas per class subset
+    'distill': ((0,), dict(distill=1.)),                             # the functional term, one replica
+    'replicas2+distill': ((0, 1), dict(distill=1.)),
+    'replicas3+distill': ((0, 1, 2), dict(distill=1.)),              # both
     'replicas3+residual': ((0, 1, 2), dict(model=dict(residual=True))),
-    'replicas3+distill+residual+dropout': ((0, 1, 2), dict(distill=1., model=dict(residual=True, dropout=0.07))),
-    'replicas3+distill+residual+perm': ((0, 1, 2), dict(distill=1., model=dict(residual=True), permutations=16)),
+    'replicas3+distill+residual': ((0, 1, 2), dict(distill=1., model=dict(residual=True))),
+    'replicas3+distill+dropout': ((0, 1, 2), dict(distill=1., model=dict(dropout=0.07))),   # the report's dropout
+    'replicas3+distill+perm': ((0, 1, 2), dict(distill=1., permutations=16)),              # a bank of 16 triple permutations
 }
 STEPS = 600  # optimizer steps per run (the quick preset's 60 epochs of one replica), whatever the number of replicas
 
@@ -47,17 +46,21 @@ def config(name, seed, zoo, epochs=None):
     return cfg
 
 
-def ensemble_accuracy(zoo, pairs, data, split='test'):
+def ensemble_accuracy(zoo, pairs, data, split='test', chunk=4096):
     "Accuracy (%) of the parents' output ensemble (mean softmax) on C3's `split` images, per triple."
     info = triple_info(zoo, torch.as_tensor(pairs))
     out = torch.zeros(len(pairs))
     for a in sorted(set(info['activation'])):
         sel = [i for i, x in enumerate(info['activation']) if x == a]
         idx = pad_indices([data.indices(split, info['c3'][i]) for i in sel])
-        ok = idx >= 0; x = data.x[idx.clamp(min=0)]
-        p = sum(population_forward(zoo.vectors(pairs[sel, k]), x, a).softmax(-1) for k in (0, 1))
-        hit = (p.argmax(-1) == data.y[idx.clamp(min=0)]) & ok
-        out[sel] = 100. * hit.sum(1).float() / ok.sum(1).float()
+        w = [zoo.vectors(pairs[sel, k]) for k in (0, 1)]
+        hit, step = torch.zeros(len(sel)), max(1, chunk // len(sel))
+        with torch.no_grad():
+            for s in range(0, idx.shape[1], step):
+                ib = idx[:, s:s + step]; ok = ib >= 0; x = data.x[ib.clamp(min=0)]
+                p = sum(population_forward(v, x, a).softmax(-1) for v in w)
+                hit += ((p.argmax(-1) == data.y[ib.clamp(min=0)]) & ok).sum(1).float()
+        out[sel] = 100. * hit / (idx >= 0).sum(1).float()
     return out
 
 
@@ -92,7 +95,9 @@ def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir):
     cfg = config(name, seed, zoo_dir)
     run_dir = Path(out_dir)/name/f'seed{seed}'
     t = time.time()
-    s = train_merger(cfg, run_dir, resume=True, progress=False)
+    done = run_dir/'summary.json'
+    s = json.loads(done.read_text()) if done.exists() and json.loads(done.read_text())['epochs_run'] == cfg.epochs else None
+    s = s or train_merger(cfg, run_dir, resume=True, progress=False)  # (a finished run keeps its summary and its training time)
     model, std, _ = load_merger(run_dir)
     while not (Path(fresh_dir)/'zoo'/'weights.npy').exists() and not (Path(fresh_dir)/'weights.npy').exists():
         print(f'waiting for the fresh zoo {fresh_dir}', flush=True); time.sleep(30)
@@ -103,17 +108,15 @@ def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir):
     own = sc.triples[(sc.triples.split == 'test') & (sc.triples.replica == 0)][['row1', 'row2', 'row3']].to_numpy()
     ft, _ = find_triples(fresh, ScenarioConfig('type1_m0'))
     held = ft[ft.c3.isin(test_c3)][['row1', 'row2', 'row3']].to_numpy()
-    seen = ft[~ft.c3.isin(test_c3)][['row1', 'row2', 'row3']].to_numpy()
     out = dict(setting=name, seed=seed, replicas=list(SETTINGS[name][0]), overrides=SETTINGS[name][1], epochs=cfg.epochs,
                train_triples=s['train_triples'], best_epoch=s['best_epoch'], train_seconds=round(s['seconds'], 1),
                seconds_per_epoch=round(s['seconds'] / max(1, s['epochs_run']), 2), val_cnn_accuracy=s['val_cnn_accuracy'],
                heldout_training_zoo=by_combination(score(model, std, zoo, own, data)),
                heldout_fresh=by_combination(score(model, std, fresh, held, data)),
-               seen_fresh=by_combination(score(model, std, fresh, seen, data)),
                command=' '.join(['python benchmarks/merger_ablation.py', *sys.argv[1:]]), config=cfg.to_dict(), **run_provenance())
     atomic_write(res, lambda p: p.write_text(json.dumps(out, indent=1, default=str)))
     print(f"{name} seed {seed}: fresh held-out {out['heldout_fresh']['merger']} (true {out['heldout_fresh']['true_c3'][0]}, "
-          f"ensemble {out['heldout_fresh']['ensemble'][0]}), training-zoo held-out {out['heldout_training_zoo']['merger'][0]}, {time.time() - t:.0f} s")
+          f"ensemble {out['heldout_fresh']['ensemble'][0]}), training-zoo held-out {out['heldout_training_zoo']['merger'][0]}, {time.time() - t:.0f} s", flush=True)
 
 
 def table(res_dir):
@@ -133,6 +136,19 @@ def table(res_dir):
                                     own_sd=('own', 'std'), own_true=('own_true', 'mean'), n_comb=('n_comb', 'first')).round(3)
     agg = agg.sort_values('fresh', ascending=False)
     atomic_write(Path(res_dir)/'table.csv', lambda p: agg.to_csv(p))
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(agg) + 2.4))
+    y = np.arange(len(agg))[::-1]
+    for k, (which, col, mk) in enumerate((('fresh CNNs', 'fresh', 'o'), ('training-zoo CNNs', 'own', 's'))):
+        ax.errorbar(agg[col], y + (0.15 if k == 0 else -0.15), xerr=agg[f'{col}_sd'].fillna(0), fmt=mk, capsize=3, label=f'merger, {which} (mean ± sd over seeds)')
+        for j, (name, g) in enumerate(df.groupby('setting')):
+            yy = y[list(agg.index).index(name)] + (0.15 if k == 0 else -0.15)
+            ax.scatter(g[col], [yy] * len(g), s=8, color='k', alpha=0.5, zorder=3)
+    ax.axvline(agg.fresh_true.mean(), color='g', ls='--', lw=1, label='true C3 models (fresh)')
+    ax.axvline(agg.fresh_ens.mean(), color='r', ls=':', lw=1, label="parents' ensemble (fresh)")
+    ax.set_yticks(y); ax.set_yticklabels(agg.index, fontsize=8); ax.set_xlabel('ID accuracy on C3, held-out combinations (%)')
+    ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.22), ncol=2); ax.set_title('Merger levers (fold 0: 6 held-out combinations)')
+    fig.tight_layout(); fig.savefig(Path(res_dir)/'ablation.png', dpi=110); plt.close(fig)
     atomic_write(Path(res_dir)/'per_seed.csv', lambda p: df.to_csv(p, index=False))
     print(agg.to_string())
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refresh requirements-lock.txt on purpose: resolve the newest versions that settings.ini allows into a scratch venv,
 # check that every library imports and `pip check` passes, run the test suite in it, and only then write the new lock.
-# Review `git diff requirements-lock.txt` and run `bash scripts/run.sh --compare nbs/results/run_quick` before committing.
+# Review `git diff requirements-lock.txt` and run `bash scripts/run.sh --preset study --compare nbs/results/study` before committing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -18,21 +18,20 @@ from torch.func import functional_call, vmap, jacrev
 
 from .zoo import (ACT_FNS, LAYERS, LAYER_SLICES, MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activation,
                                 load_data, load_zoo, zoo_data, model_to_vec, vec_to_model, vec_to_params, params_to_vec, population_forward,
-                                atomic_write, build_zoo, run_provenance)
+                                atomic_write, build_zoo, run_provenance, cli_errors)
 from .tokenizer import HIDDEN_UNITS, permutation_index, permute_weights
 
 # %% auto #0
-__all__ = ['PERM_SPEC', 'CL_STRATEGIES', 'RUN_PRESETS', 'EVAL_DEFAULTS', 'eval_triples', 'triple_table', 'initial_weights',
-           'MergeContext', 'make_context', 'cnn_logits', 'Ensemble', 'model_logits', 'split_images', 'score_models',
-           'Method', 'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average',
-           'task_arithmetic', 'ta_method', 'ties_merge', 'ties_method', 'permute_cnn', 'weight_matching',
-           'rebasin_average', 'fisher_diagonal', 'fisher_merge', 'fisher_method', 'layer_inputs', 'regmean_merge',
-           'regmean_method', 'ensemble_method', 'tune', 'tensor_benchmark', 'CLConfig', 'cl_evaluator', 'make_strategy',
-           'run_continual', 'cl_groups', 'continual_method', 'FinetuneConfig', 'finetune_population', 'mean_ci',
-           'cluster_mean_ci', 'catch_up_step', 'stability_drop', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman',
-           'EvalResult', 'evaluate', 'merger_method', 'baseline_methods', 'md_table', 'write_report', 'load_result',
-           'Merger', 'merger_from_model', 'load_merger', 'run_eval', 'wm_eval', 'eval_settings', 'StageLog',
-           'headline_markdown', 'run_report', 'compare_results', 'run_study', 'wm_run']
+__all__ = ['PERM_SPEC', 'CL_STRATEGIES', 'eval_triples', 'triple_table', 'initial_weights', 'MergeContext', 'make_context',
+           'cnn_logits', 'Ensemble', 'model_logits', 'split_images', 'score_models', 'Method', 'apply_method',
+           'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average', 'task_arithmetic', 'ta_method',
+           'ties_merge', 'ties_method', 'permute_cnn', 'weight_matching', 'rebasin_average', 'fisher_diagonal',
+           'fisher_merge', 'fisher_method', 'layer_inputs', 'regmean_merge', 'regmean_method', 'ensemble_method',
+           'tune', 'tensor_benchmark', 'CLConfig', 'cl_evaluator', 'make_strategy', 'run_continual', 'cl_groups',
+           'continual_method', 'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step',
+           'stability_drop', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'evaluate',
+           'merger_method', 'baseline_methods', 'md_table', 'write_report', 'load_result', 'Merger',
+           'merger_from_model', 'load_merger', 'run_eval', 'wm_eval']
 
 # %% ../nbs/06_eval.ipynb #4fa2ec2a
 from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples, bits_classes
@@ -1119,163 +1118,13 @@ def wm_eval(run: str = None,  # training run folder (its merger is evaluated bes
             seed: int = 0,
             threads: int = None,  # torch CPU threads
             title: str = None,  # title of summary.md
-            quiet: store_true = False):
+            quiet: store_true = False,
+            debug: store_true = False):  # show the full traceback of an error
     "Evaluate a trained merger (optional) and every baseline on a split of test triples; write results.json, CSVs, summary.md and plots."
-    if threads: torch.set_num_threads(threads)
-    ft = None if no_finetune else FinetuneConfig(steps=tuple(int(s) for s in steps.split(',')), epochs=epochs, sample=ft_sample, seed=seed)
-    res = run_eval(zoo, out, run=run, scenario=scenario, split=split, max_overlap=max_overlap, max_triples=max_triples, finetune=ft,
-                   cl=CLConfig(epochs=cl_epochs), cl_sample=cl_sample, continual=() if no_continual else CL_STRATEGIES,
-                   data_methods=not no_data_methods, max_per_class=max_per_class, mnist_dir=mnist_dir, seed=seed, title=title, log=None if quiet else print)
-    if not quiet: print(md_table(res.headline(200 if ft and 200 in ft.steps else (max(ft.steps) if ft else 0))))
-
-# %% ../nbs/06_eval.ipynb #d313f237
-RUN_PRESETS = {
-    'tiny': dict(zoo='tiny', train='tiny', eval=dict(steps=(0, 10, 20), epochs=1, eval_every=10, ft_sample=2, cl_sample=1, cl_epochs=1,
-                                                     continual=('naive', 'joint'), n_fisher=8, max_per_class=20, bootstrap=100)),
-    'quick': dict(zoo='quick', train='quick', eval=dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=4, cl_sample=3, n_fisher=64)),
-    'standard': dict(zoo='standard', train='standard', eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=32, cl_sample=16)),
-    'paper': dict(zoo='paper', train='paper', eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=64, cl_sample=32)),
-}  # wm-run presets: zoo preset, training preset, evaluation settings
-
-# %% ../nbs/06_eval.ipynb #3bc33072
-EVAL_DEFAULTS = dict(split='test', steps=(0, 50, 100, 200, 500), epochs=3, eval_every=50, ft_sample=None, cl_sample=8, cl_epochs=3,
-                     continual=CL_STRATEGIES, n_fisher=128, max_per_class=None, bootstrap=1000, seed=0)  # what an evaluation entry may set
-
-def eval_settings(entry: dict) -> dict:
-    "The full evaluation settings of a `RUN_PRESETS` entry (unknown keys are an error)."
-    bad = set(entry) - set(EVAL_DEFAULTS)
-    if bad: raise ValueError(f"unknown evaluation settings {sorted(bad)}; valid: {', '.join(EVAL_DEFAULTS)}")
-    s = {**EVAL_DEFAULTS, **entry}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()}
-
-# %% ../nbs/06_eval.ipynb #854b9274
-class StageLog:
-    "The record of finished stages of a run folder (`stages.json`, written atomically)."
-    def __init__(self, out):
-        self.path = Path(out)/'stages.json'
-        self.stages = json.loads(self.path.read_text()) if self.path.exists() else {}
-    def done(self, name: str, settings: dict, *outputs) -> bool:
-        "Whether stage `name` finished with these settings and its `outputs` exist."
-        r = self.stages.get(name)
-        return bool(r) and r['settings'] == json.loads(json.dumps(settings)) and all(Path(o).exists() for o in outputs)
-    def finish(self, name: str, settings: dict, seconds: float, **info):
-        "Record stage `name` as finished."
-        self.stages[name] = dict(settings=json.loads(json.dumps(settings)), seconds=round(seconds, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S'), **info)
-        atomic_write(self.path, lambda p: p.write_text(json.dumps(self.stages, indent=1)))
-
-# %% ../nbs/06_eval.ipynb #f858e6b3
-def headline_markdown(res: dict) -> str:
-    "The headline table (markdown) of a `wm-run` or `wm-eval` results.json (as a dict)."
-    h = pd.DataFrame(res.get('evaluation', {}).get('headline') or res.get('headline') or [])
-    if h.empty: raise ValueError("these results hold no headline table")
-    after = [c for c in h.columns if c.startswith('ID acc (') and c != 'ID acc (0 steps)']
-    cols = ['method', 'uses data', 'single CNN', 'ID acc (0 steps)', *after, *[c for c in ('n', 'n comb', 'n finetuned', 'n comb finetuned') if c in h]]
-    t = h[cols].rename(columns={'ID acc (0 steps)': 'straight after merging', **{c: f"after {c[8:-1].replace(' steps', '')} finetuning steps" for c in after}})
-    return md_table(t.fillna(''))
-
-# %% ../nbs/06_eval.ipynb #ea6998f4
-def run_report(out, preset: str, steps: int = 200) -> dict:
-    "Write out/results.json and out/report.md of a finished `wm-run` folder; returns the results."
-    from weight_merging.zoo import run_provenance
-    out = Path(out); stages = StageLog(out).stages
-    ev = json.loads((out/'eval'/'results.json').read_text())
-    zs, ts = (json.loads(p.read_text()) if p.exists() else {} for p in (out/'zoo'/'summary.json', out/'merger'/'summary.json'))
-    res = dict(preset=preset, run=str(out), stages=stages, seconds=round(sum(s['seconds'] for s in stages.values()), 1),
-               zoo=zs.get('zoo'), training={k: ts.get(k) for k in ('run', 'epochs_run', 'best_epoch', 'val_cnn_accuracy', 'val_baselines', 'train_triples', 'val_triples')},
-               evaluation=dict(n_triples=ev['config']['n_triples'], split=ev['config']['split'], headline=ev['headline']), **run_provenance())
-    atomic_write(out/'results.json', lambda p: p.write_text(json.dumps(res, indent=1, default=str)))
-    plots = [f for f in ('accuracy_by_method.png', 'finetune_curves.png', 'loss_vs_accuracy.png', 'latent_map.png') if (out/'eval'/f).exists()]
-    md = [f"# wm-run --preset {preset}", '',
-          f"Zoo: {zs.get('zoo', {}).get('models')} CNNs ({zs.get('zoo', {}).get('rows')} rows, bins {zs.get('zoo', {}).get('bins')}); merger: {ts.get('run')}, "
-          f"best epoch {ts.get('best_epoch')} of {ts.get('epochs_run')}; evaluation: {ev['config']['n_triples']} {ev['config']['split']} triples.", '',
-          "## Headline: ID accuracy (%) on C3's test images, mean [95 % CI]", '',
-          "Straight after merging, and after finetuning on C3's training images; † uses training images, ‡ not a single CNN, * the true C3 model (a reference).", '',
-          headline_markdown(res), '',
-          "## Stages", '', md_table(pd.DataFrame([dict(stage=k, seconds=v['seconds'], finished=v['finished']) for k, v in stages.items()])), '',
-          f"Commit {res['commit']}, {res['machine']}, torch {res['torch']}, {res['date']}. Full tables: [eval/summary.md](eval/summary.md).", '']
-    md += [f"![{f[:-4].replace('_', ' ')}](eval/{f})" for f in plots]
-    atomic_write(out/'report.md', lambda p: p.write_text('\n'.join(md) + '\n'))
-    return res
-
-# %% ../nbs/06_eval.ipynb #d26c3f4c
-def compare_results(a, b,  # two results.json files (of wm-run or wm-eval) or their folders
-                    tol: float = 1.0) -> pd.DataFrame:  # largest allowed difference of a mean accuracy, percentage points
-    "Per method and headline column, the two runs' means and whether they agree within `tol`."
-    def head(p):
-        p = Path(p); p = p/'results.json' if p.is_dir() else p
-        if not p.exists(): raise FileNotFoundError(f"{p} does not exist")
-        js = json.loads(p.read_text()); h = js.get('evaluation', {}).get('headline') or js.get('headline')
-        if h is None: raise ValueError(f"{p} holds no headline table")
-        return pd.DataFrame(h)
-    ha, hb = head(a), head(b)
-    mean = lambda s: pd.to_numeric(s.astype(str).str.split(' ').str[0], errors='coerce')  # '90.2 [88.3, 92.0]' -> 90.2
-    rows = []
-    for c in [c for c in ha.columns if c.startswith('ID acc') and c in hb.columns]:
-        m = ha[['method', c]].merge(hb[['method', c]], on='method', how='outer', suffixes=(' a', ' b'))
-        x, y = mean(m[f'{c} a']), mean(m[f'{c} b'])
-        rows.append(pd.DataFrame(dict(method=m.method, column=c, a=x, b=y, diff=(x - y).abs(), ok=(x.isna() & y.isna()) | ((x - y).abs() <= tol))))
-    return pd.concat(rows, ignore_index=True)
-
-# %% ../nbs/06_eval.ipynb #fbe51a2e
-def run_study(preset: str = 'quick',  # a RUN_PRESETS name
-              out=None,  # run folder (default: runs/PRESET)
-              workers: int | None = None,  # zoo training processes (default: every CPU core)
-              device: str = 'cpu',  # cpu or cuda (zoo; training picks a GPU when there is one)
-              mnist_dir=None,  # folder holding MNIST/raw, for presets on full MNIST
-              wandb: str = 'disabled',  # W&B mode of the training stage
-              eval: dict | None = None,  # evaluation settings overriding the preset's (see `EVAL_DEFAULTS`)
-              progress: bool = True, log: Callable | None = print) -> dict:
-    "Zoo -> scenario -> training -> evaluation -> report for one preset; finished stages are skipped."
-    from weight_merging.train import merger_preset, train_merger
-    from weight_merging.zoo import zoo_preset
-    if preset not in RUN_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(RUN_PRESETS)}")
-    log = log or (lambda *a: None)
-    P = RUN_PRESETS[preset]; out = Path(out or f'runs/{preset}'); out.mkdir(parents=True, exist_ok=True)
-    st = StageLog(out)
-    zcfg = zoo_preset(P['zoo']); zdir = out/'zoo'
-    if st.done('zoo', zcfg.to_dict(), zdir/'summary.json'): log(f"[1/3] zoo: done ({zdir})")
-    else:
-        log(f"[1/3] zoo: preset {P['zoo']} -> {zdir}"); t = time.time()
-        s = build_zoo(zcfg, zdir, workers=workers, device=device, mnist_dir=mnist_dir, progress=progress)
-        atomic_write(zdir/'summary.json', lambda p: p.write_text(json.dumps(dict(preset=P['zoo'], zoo=s.get('zoo'), config=zcfg.to_dict()), indent=1)))
-        st.finish('zoo', zcfg.to_dict(), time.time() - t, models=(s.get('zoo') or {}).get('models'))
-    tcfg = merger_preset(P['train'], zoo=str(zdir), wandb=wandb); mdir = out/'merger'
-    if st.done('train', tcfg.to_dict(), mdir/'summary.json', mdir/'best.pt'): log(f"[2/3] merger: done ({mdir})")
-    else:
-        log(f"[2/3] merger: training preset {P['train']} -> {mdir}"); t = time.time()
-        s = train_merger(tcfg, mdir, resume=True, progress=progress)
-        st.finish('train', tcfg.to_dict(), time.time() - t, best_epoch=s['best_epoch'], val_cnn_accuracy=s['val_cnn_accuracy'])
-    es = eval_settings({**P['eval'], **(eval or {})}); edir = out/'eval'
-    if st.done('eval', es, edir/'results.json'): log(f"[3/3] evaluation: done ({edir})")
-    else:
-        log(f"[3/3] evaluation -> {edir}"); t = time.time()
-        ft = FinetuneConfig(steps=tuple(es['steps']), epochs=es['epochs'], eval_every=es['eval_every'], sample=es['ft_sample'], seed=es['seed'])
-        run_eval(out=edir, run=mdir, split=es['split'], finetune=ft, cl=CLConfig(epochs=es['cl_epochs']), cl_sample=es['cl_sample'],
-                 continual=tuple(es['continual']), n_fisher=es['n_fisher'], max_per_class=es['max_per_class'], mnist_dir=mnist_dir,
-                 seed=es['seed'], bootstrap=es['bootstrap'], title=f"wm-run --preset {preset}: the merger and every baseline", log=None, progress=progress)
-        st.finish('eval', es, time.time() - t)
-    res = run_report(out, preset, 200 if 200 in es['steps'] else max(es['steps']))
-    log(f"report: {out/'report.md'}  (results: {out/'results.json'})")
-    return res
-
-# %% ../nbs/06_eval.ipynb #d3696a0d
-@call_parse
-def wm_run(preset: str = 'quick',  # tiny, quick, standard or paper
-           out: str = None,  # run folder (default: runs/PRESET)
-           workers: int = None,  # zoo training processes (default: every CPU core)
-           device: str = 'cpu',  # cpu or cuda for the zoo (training uses a GPU when there is one)
-           mnist_dir: str = None,  # folder holding MNIST/raw, for presets on full MNIST
-           wandb: str = 'disabled',  # W&B mode of the training stage: disabled, offline or online
-           compare: str = None,  # a results.json (or its folder) to compare this run's headline with
-           tol: float = 1.0,  # agreement tolerance of --compare, percentage points
-           quiet: store_true = False):  # no progress bars
-    "The whole study: zoo -> scenario -> merger training -> evaluation against the baselines -> report.md."
-    t = time.time()
-    res = run_study(preset, out, workers, device, mnist_dir, wandb, progress=not quiet, log=None if quiet else print)
-    out = Path(res['run'])
-    print(f"wm-run --preset {preset}: finished in {time.time() - t:.0f} s (stages together {res['seconds']:.0f} s). Report: {out/'report.md'}")
-    if compare:
-        c = compare_results(compare, out, tol)
-        print(md_table(c.rename(columns={'a': 'reference', 'b': 'this run'})))
-        print(f"{int(c.ok.sum())} of {len(c)} headline numbers agree with {compare} within {tol} points")
-        if not c.ok.all(): raise SystemExit(1)
+    with cli_errors('wm-eval', debug):
+        if threads: torch.set_num_threads(threads)
+        ft = None if no_finetune else FinetuneConfig(steps=tuple(int(s) for s in steps.split(',')), epochs=epochs, sample=ft_sample, seed=seed)
+        res = run_eval(zoo, out, run=run, scenario=scenario, split=split, max_overlap=max_overlap, max_triples=max_triples, finetune=ft,
+                       cl=CLConfig(epochs=cl_epochs), cl_sample=cl_sample, continual=() if no_continual else CL_STRATEGIES,
+                       data_methods=not no_data_methods, max_per_class=max_per_class, mnist_dir=mnist_dir, seed=seed, title=title, log=None if quiet else print)
+        if not quiet: print(md_table(res.headline(200 if ft and 200 in ft.steps else (max(ft.steps) if ft else 0))))
