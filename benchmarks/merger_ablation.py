@@ -19,7 +19,7 @@ from weight_merging.scenarios import ScenarioConfig, make_scenario, find_triples
 from weight_merging.train import merger_preset, train_merger, load_merger, predict, cnn_accuracy, triple_info
 
 FOLDS, FOLD = 4, 0  # the held-out combinations: fold 0 of 4 over the quick zoo's 22 disjoint targets (6 combinations)
-BASE = dict(losses='layerwise_mse=1')
+BASE = dict(losses='layerwise_mse=1', distill=0.)  # explicit, whatever the training preset's default
 SETTINGS = {  # name -> (replicas used for training, MergerConfig overrides)
     'baseline': ((0,), {}),                                          # one CNN per class subset, weight-space loss only
     'replicas3': ((0, 1, 2), {}),                                    # three replicas per class subset
