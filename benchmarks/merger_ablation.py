@@ -14,9 +14,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from weight_merging.zoo import load_zoo, zoo_data, pad_indices, population_forward, atomic_write, run_provenance
+from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance
 from weight_merging.scenarios import ScenarioConfig, make_scenario, find_triples
 from weight_merging.train import merger_preset, train_merger, load_merger, predict, cnn_accuracy, triple_info
+from weight_merging.eval import Ensemble, score_models
 
 FOLDS, FOLD = 4, 0  # the held-out combinations: fold 0 of 4 over the quick zoo's 22 disjoint targets (6 combinations)
 BASE = dict(losses='layerwise_mse=1', distill=0.)  # explicit, whatever the training preset's default
@@ -46,21 +47,14 @@ def config(name, seed, zoo, epochs=None):
     return cfg
 
 
-def ensemble_accuracy(zoo, pairs, data, split='test', chunk=4096):
-    "Accuracy (%) of the parents' output ensemble (mean softmax) on C3's `split` images, per triple."
+def ensemble_accuracy(zoo, pairs, data, split='test'):
+    "Accuracy (%) of the parents' output ensemble (mean softmax) on C3's `split` images, per triple (the evaluation's scorer)."
     info = triple_info(zoo, torch.as_tensor(pairs))
     out = torch.zeros(len(pairs))
     for a in sorted(set(info['activation'])):
         sel = [i for i, x in enumerate(info['activation']) if x == a]
-        idx = pad_indices([data.indices(split, info['c3'][i]) for i in sel])
-        w = [zoo.vectors(pairs[sel, k]) for k in (0, 1)]
-        hit, step = torch.zeros(len(sel)), max(1, chunk // len(sel))
-        with torch.no_grad():
-            for s in range(0, idx.shape[1], step):
-                ib = idx[:, s:s + step]; ok = ib >= 0; x = data.x[ib.clamp(min=0)]
-                p = sum(population_forward(v, x, a).softmax(-1) for v in w)
-                hit += ((p.argmax(-1) == data.y[ib.clamp(min=0)]) & ok).sum(1).float()
-        out[sel] = 100. * hit / (idx >= 0).sum(1).float()
+        ens = Ensemble(torch.stack([zoo.vectors(pairs[sel, 0]), zoo.vectors(pairs[sel, 1])], 1), a)
+        out[sel] = torch.as_tensor(score_models(ens, a, data, [info['c3'][i] for i in sel], split).acc.to_numpy().copy(), dtype=torch.float)
     return out
 
 
