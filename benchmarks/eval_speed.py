@@ -1,9 +1,9 @@
-"""Evaluation speed: the batched evaluator (`weight_merging.eval.cnn_logits`) against a per-model loop.
+"""Evaluation speed: the batched scorer (`weight_merging.zoo.score_cnns`) against a per-model loop.
 
 Scores N zoo CNNs on the same M test images (10-way accuracy) two ways and checks they agree
 (in interleaved rounds of `--round` models, so that the shared machine's changing load affects both alike):
 - per-model loop: for each CNN, `vec_to_model` (a `ZooCNN`), then its forward pass on the images in batches of `--loop_batch`;
-- batched: `cnn_logits` on all CNNs at once (im2col matrix products for conv1, grouped convolutions, batched matmuls).
+- batched: `score_cnns` on all CNNs at once (`cnn_forward`: im2col matrix products for conv1, grouped convolutions, batched matmuls).
 The CNNs are the rows of a zoo (repeated, with a little noise so that no two are equal) or random initializations.
 
     python benchmarks/eval_speed.py                                   # 1000 CNNs x 2000 images, 1 thread
@@ -12,8 +12,7 @@ The CNNs are the rows of a zoo (repeated, with a little noise so that no two are
 import argparse, json, platform, time
 from pathlib import Path
 import numpy as np, torch
-from weight_merging.zoo import load_digits, load_zoo, vec_to_model, model_to_vec, ZooCNN
-from weight_merging.eval import cnn_logits
+from weight_merging.zoo import load_digits, load_zoo, vec_to_model, model_to_vec, ZooCNN, score_cnns
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -28,7 +27,7 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     data = load_digits()
-    idx = data.idx['test'][:a.images]; x, y = data.x[idx], data.y[idx]
+    idx = data.indices('test', range(10), a.images // 10); x, y = data.x[idx], data.y[idx]  # the first images of each digit
     g = torch.Generator().manual_seed(0)
     if a.zoo:
         zoo = load_zoo(a.zoo); base = zoo.vectors(np.arange(a.models) % len(zoo))
@@ -45,7 +44,7 @@ def main():
                 pred = torch.cat([m(x[s:s + a.loop_batch]).argmax(1) for s in range(0, len(x), a.loop_batch)])
                 accs.append((pred == y).float().mean())
         return torch.stack(accs)
-    batched = lambda vs: (cnn_logits(vs, x, a.activation).argmax(-1) == y).float().mean(1)
+    batched = lambda vs: torch.as_tensor(score_cnns(vs, a.activation, data, [range(10)] * len(vs), 'test', a.images // 10).acc.to_numpy() / 100, dtype=torch.float)
     # interleaved rounds, so that a change in the machine's load affects both alike
     t_loop = t_batch = 0.; acc_loop, acc_b = [], []
     for r in range(0, a.models, a.round):

@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from weight_merging.zoo import N_PARAMS, PRESETS, build_zoo, load_zoo
+from weight_merging.zoo import N_PARAMS, PRESETS, load_zoo
+from weight_merging.build import build_zoo
 from weight_merging.losses import LOSSES, LossContext, get_loss, layer_std, probe_batch
 
 # Why a loss is slow, and the cheaper setting offered (also timed).

@@ -14,10 +14,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance
+from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance, score_cnns
 from weight_merging.scenarios import ScenarioConfig, make_scenario, find_triples
-from weight_merging.train import merger_preset, train_merger, load_merger, predict, cnn_accuracy, triple_info
-from weight_merging.eval import Ensemble, score_models
+from weight_merging.train import merger_preset, train_merger, load_merger, predict, triple_info
+from weight_merging.eval import Ensemble
 
 FOLDS, FOLD = 4, 0  # the held-out combinations: fold 0 of 4 over the quick zoo's 22 disjoint targets (6 combinations)
 BASE = dict(losses='layerwise_mse=1', distill=0.)  # explicit, whatever the training preset's default
@@ -31,6 +31,9 @@ SETTINGS = {  # name -> (replicas used for training, MergerConfig overrides)
     'replicas3+distill+residual': ((0, 1, 2), dict(distill=1., model=dict(residual=True))),
     'replicas3+distill+dropout': ((0, 1, 2), dict(distill=1., model=dict(dropout=0.07))),   # the report's dropout
     'replicas3+distill+perm': ((0, 1, 2), dict(distill=1., permutations=16)),              # a bank of 16 triple permutations
+    # several θ0: trained on a zoo grown from init seeds 0-5 (--zoo runs/zoo-quick-s6), fresh = CNNs of unseen init seeds 6, 7
+    'seeds6+distill': ((0,), dict(distill=1.)),
+    'seeds6+distill+residual': ((0,), dict(distill=1., model=dict(residual=True))),
 }
 STEPS = 600  # optimizer steps per run (the quick preset's 60 epochs of one replica), whatever the number of replicas
 
@@ -54,7 +57,7 @@ def ensemble_accuracy(zoo, pairs, data, split='test'):
     for a in sorted(set(info['activation'])):
         sel = [i for i, x in enumerate(info['activation']) if x == a]
         ens = Ensemble(torch.stack([zoo.vectors(pairs[sel, 0]), zoo.vectors(pairs[sel, 1])], 1), a)
-        out[sel] = torch.as_tensor(score_models(ens, a, data, [info['c3'][i] for i in sel], split).acc.to_numpy().copy(), dtype=torch.float)
+        out[sel] = torch.as_tensor(score_cnns(ens, a, data, [info['c3'][i] for i in sel], split).acc.to_numpy().copy(), dtype=torch.float)
     return out
 
 
@@ -63,7 +66,7 @@ def score(model, std, zoo, pairs, data):
     info = triple_info(zoo, torch.as_tensor(pairs))
     pred = predict(model, std, zoo.vectors(pairs[:, 0]), zoo.vectors(pairs[:, 1]))
     with torch.no_grad():
-        acc = lambda v: cnn_accuracy(v, info['c3'], info['activation'], data, 'test').numpy()
+        acc = lambda v: score_cnns(v, info['activation'], data, info['c3'], 'test').acc.to_numpy()
         return pd.DataFrame(dict(c3=[''.join(map(str, c)) for c in info['c3']], merger=acc(pred), true_c3=acc(zoo.vectors(pairs[:, 2])),
                                  ensemble=ensemble_accuracy(zoo, pairs, data).numpy(), average=acc((zoo.vectors(pairs[:, 0]) + zoo.vectors(pairs[:, 1])) / 2)))
 
@@ -82,9 +85,26 @@ def by_combination(df):
     return out
 
 
-def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir):
+def unseen_theta0(model, std, unseen_dir, test_c3):
+    "Held-out combinations on a zoo of CNNs grown from init seeds (θ0) the merger never saw."
+    z = load_zoo(unseen_dir, mmap=False)
+    ft, _ = find_triples(z, ScenarioConfig('type1_m0'))
+    held = ft[ft.c3.isin(test_c3)][['row1', 'row2', 'row3']].to_numpy()
+    return dict(zoo=str(unseen_dir), seeds=sorted(int(s) for s in set(z.meta.seed)), **by_combination(score(model, std, z, held, zoo_data(z))))
+
+
+def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir, unseen_dir=None):
     res = Path(res_dir)/f'{name}-seed{seed}.json'
-    if res.exists(): print(f'{res} exists: skipped'); return
+    if res.exists():
+        r = json.loads(res.read_text())
+        if unseen_dir and 'heldout_unseen_theta0' not in r:  # score a finished run on CNNs of unseen θ0 as well
+            model, std, _ = load_merger(Path(out_dir)/name/f'seed{seed}')
+            sc = make_scenario(load_zoo(r['config']['zoo']), ScenarioConfig(**r['config']['scenario']))
+            r['heldout_unseen_theta0'] = unseen_theta0(model, std, unseen_dir, set(sc.triples.c3[sc.triples.split == 'test']))
+            atomic_write(res, lambda p: p.write_text(json.dumps(r, indent=1, default=str)))
+            print(f"{name} seed {seed}: unseen θ0 {r['heldout_unseen_theta0']['merger']} (true {r['heldout_unseen_theta0']['true_c3'][0]})", flush=True)
+        else: print(f'{res} exists: skipped')
+        return
     torch.set_num_threads(1)
     cfg = config(name, seed, zoo_dir)
     run_dir = Path(out_dir)/name/f'seed{seed}'
@@ -107,6 +127,7 @@ def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir):
                seconds_per_epoch=round(s['seconds'] / max(1, s['epochs_run']), 2), val_cnn_accuracy=s['val_cnn_accuracy'],
                heldout_training_zoo=by_combination(score(model, std, zoo, own, data)),
                heldout_fresh=by_combination(score(model, std, fresh, held, data)),
+               **({'heldout_unseen_theta0': unseen_theta0(model, std, unseen_dir, test_c3)} if unseen_dir else {}),
                command=' '.join(['python benchmarks/merger_ablation.py', *sys.argv[1:]]), config=cfg.to_dict(), **run_provenance())
     atomic_write(res, lambda p: p.write_text(json.dumps(out, indent=1, default=str)))
     print(f"{name} seed {seed}: fresh held-out {out['heldout_fresh']['merger']} (true {out['heldout_fresh']['true_c3'][0]}, "
@@ -121,13 +142,20 @@ def table(res_dir):
                          s_per_epoch=r['seconds_per_epoch'], fresh=r['heldout_fresh']['merger'][0], fresh_ratio=r['heldout_fresh']['ratio_to_true'],
                          fresh_beats_ens=r['heldout_fresh']['beats_ensemble'], fresh_true=r['heldout_fresh']['true_c3'][0],
                          fresh_ens=r['heldout_fresh']['ensemble'][0], own=r['heldout_training_zoo']['merger'][0],
-                         own_true=r['heldout_training_zoo']['true_c3'][0], n_comb=r['heldout_fresh']['n_comb']))
+                         own_true=r['heldout_training_zoo']['true_c3'][0], n_comb=r['heldout_fresh']['n_comb'],
+                         unseen=r.get('heldout_unseen_theta0', {}).get('merger', [np.nan])[0],
+                         unseen_ratio=r.get('heldout_unseen_theta0', {}).get('ratio_to_true', np.nan),
+                         unseen_beats_ens=r.get('heldout_unseen_theta0', {}).get('beats_ensemble', np.nan),
+                         unseen_true=r.get('heldout_unseen_theta0', {}).get('true_c3', [np.nan])[0]))
     df = pd.DataFrame(rows)
     agg = df.groupby('setting').agg(seeds=('seed', 'count'), replicas=('replicas', 'first'), epochs=('epochs', 'first'),
                                     train_s=('train_s', 'mean'), fresh=('fresh', 'mean'), fresh_sd=('fresh', 'std'),
                                     fresh_ratio=('fresh_ratio', 'mean'), fresh_beats_ens=('fresh_beats_ens', 'mean'),
                                     fresh_true=('fresh_true', 'mean'), fresh_ens=('fresh_ens', 'mean'), own=('own', 'mean'),
-                                    own_sd=('own', 'std'), own_true=('own_true', 'mean'), n_comb=('n_comb', 'first')).round(3)
+                                    own_sd=('own', 'std'), own_true=('own_true', 'mean'), n_comb=('n_comb', 'first'),
+                                    unseen=('unseen', 'mean'), unseen_sd=('unseen', 'std'), unseen_n=('unseen', 'count'),
+                                    unseen_ratio=('unseen_ratio', 'mean'), unseen_beats_ens=('unseen_beats_ens', 'mean'),
+                                    unseen_true=('unseen_true', 'mean')).round(3)
     agg = agg.sort_values('fresh', ascending=False)
     atomic_write(Path(res_dir)/'table.csv', lambda p: agg.to_csv(p))
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
@@ -153,8 +181,9 @@ if __name__ == '__main__':
     ap.add_argument('--setting', default='all', help=f"comma-separated settings of {', '.join(SETTINGS)}, or all")
     ap.add_argument('--seed', type=int, default=0); ap.add_argument('--out', default='runs/ablation')
     ap.add_argument('--results', default='nbs/results/ablation'); ap.add_argument('--table', action='store_true')
+    ap.add_argument('--unseen', default=None, help='zoo of CNNs grown from init seeds the merger never saw: also score there')
     a = ap.parse_args()
     if a.table: table(a.results); sys.exit(0)
     names = list(SETTINGS) if a.setting == 'all' else a.setting.split(',')
     if bad := [n for n in names if n not in SETTINGS]: sys.exit(f"unknown setting(s) {bad}; valid: {', '.join(SETTINGS)}, all")
-    for n in names: run(n, a.seed, a.zoo, a.fresh, a.out, a.results)
+    for n in names: run(n, a.seed, a.zoo, a.fresh, a.out, a.results, a.unseen)

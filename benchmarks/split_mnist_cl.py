@@ -1,5 +1,5 @@
 """Class-incremental Split MNIST with avalanche on the shipped digits: the continual-learning harness of
-`weight_merging.eval` checked against van de Ven & Tolias (2019), Table 4 (class-incremental Split MNIST:
+`weight_merging.continual` checked against van de Ven & Tolias (2019), Table 4 (class-incremental Split MNIST:
 finetuning 19.9 %, EWC 20.0 %, LwF 23.9 %, replay-based methods 90.8-94.6 %, joint training ~97.9 %).
 
 5 experiences of 2 digits (0/1, 2/3, 4/5, 6/7, 8/9), one 10-way head, test data of all 10 digits.
@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn
 from weight_merging.zoo import load_digits, ZooCNN
-from weight_merging.eval import CLConfig, tensor_benchmark, run_continual, CL_STRATEGIES
+from weight_merging.continual import CLConfig, tensor_benchmark, run_continual, CL_STRATEGIES
 
 PUBLISHED = {'source': 'van de Ven & Tolias 2019, Three scenarios for continual learning, Table 4 (class-incremental Split MNIST, full MNIST)',
              'naive': 19.90, 'ewc': 20.01, 'lwf': 23.85, 'replay (generative replay, GR)': 90.79, 'iCaRL (2000 exemplars)': 94.57, 'joint': 97.94}

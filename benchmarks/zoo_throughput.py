@@ -12,7 +12,8 @@ Early stopping is switched off in both so that both do exactly the same number o
 import argparse, os, tempfile, time, json, platform, subprocess
 import torch, torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
-from weight_merging.zoo import (ZooConfig, TrainConfig, ZooCNN, build_zoo, zoo_specs, load_digits)
+from weight_merging.zoo import ZooConfig, TrainConfig, ZooCNN, zoo_specs, load_digits
+from weight_merging.build import build_zoo
 
 def straightforward(specs, data, tc, device):
     "One model at a time, DataLoader over TensorDataset: returns model-epochs done."

@@ -12,7 +12,7 @@ LIBRARIES = [('numpy', 'numpy'), ('pandas', 'pandas'), ('scipy', 'scipy'), ('skl
              ('matplotlib', 'matplotlib'), ('tqdm', 'tqdm'), ('torch', 'torch'), ('torchvision', 'torchvision'),
              ('torchaudio', 'torchaudio'), ('avalanche.training', 'avalanche-lib'), ('geomloss', 'geomloss'), ('ot', 'pot'),
              ('gudhi', 'gudhi'), ('wandb', 'wandb'), ('accelerate', 'accelerate'), ('fastcore.script', 'fastcore'),
-             ('execnb.nbio', 'execnb'), ('nbdev', 'nbdev'), ('weight_merging.eval', 'weight_merging')]
+             ('execnb.nbio', 'execnb'), ('nbdev', 'nbdev'), ('weight_merging.report', 'weight_merging')]
 DEV = {'execnb', 'nbdev'}  # only needed for development; checked when installed
 
 def locked() -> dict:

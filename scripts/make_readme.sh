@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/jupyter nbconvert --to markdown nbs/index.ipynb --stdout --TemplateExporter.exclude_input=True --TemplateExporter.exclude_output=True 2>/dev/null \
-  | sed -E 's#\]\(([0-9][0-9]_[a-z_]+\.ipynb)\)#](nbs/\1)#g; s#\]\(results/#](nbs/results/#g' | cat -s > README.md
+  | sed -E 's#\]\(([0-9][0-9][a-z]?_[a-z_]+\.ipynb)\)#](nbs/\1)#g; s#\]\(results/#](nbs/results/#g' | cat -s > README.md

@@ -4,9 +4,8 @@
 
 # %% ../nbs/06_eval.ipynb #ef274915
 from __future__ import annotations
-import functools, itertools, json, math, time, warnings
+import functools, json, math, time
 from dataclasses import dataclass, field, asdict
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -14,27 +13,19 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call, vmap, jacrev
 
-from .zoo import (ACT_FNS, LAYERS, LAYER_SLICES, MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activation,
-                                load_data, load_zoo, zoo_data, model_to_vec, vec_to_model, vec_to_params, params_to_vec, population_forward,
-                                atomic_write, build_zoo, run_provenance, cli_errors)
-from .tokenizer import HIDDEN_UNITS, permutation_index, permute_weights
+from .zoo import (MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activation, load_data, load_zoo,
+                                zoo_data, model_to_vec, vec_to_model, vec_to_params, params_to_vec, cnn_forward,
+                                score_cnns, atomic_write, run_provenance, cli_errors)
 
 # %% auto #0
-__all__ = ['PERM_SPEC', 'CL_STRATEGIES', 'eval_triples', 'triple_table', 'initial_weights', 'MergeContext', 'make_context',
-           'cnn_logits', 'Ensemble', 'model_logits', 'split_images', 'score_models', 'Method', 'apply_method',
-           'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average', 'task_arithmetic', 'ta_method',
-           'ties_merge', 'ties_method', 'permute_cnn', 'weight_matching', 'rebasin_average', 'fisher_diagonal',
-           'fisher_merge', 'fisher_method', 'layer_inputs', 'regmean_merge', 'regmean_method', 'ensemble_method',
-           'tune', 'tensor_benchmark', 'CLConfig', 'cl_evaluator', 'make_strategy', 'run_continual', 'cl_groups',
-           'continual_method', 'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step',
-           'stability_drop', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'evaluate',
-           'merger_method', 'baseline_methods', 'md_table', 'write_report', 'load_result', 'Merger',
-           'merger_from_model', 'load_merger', 'run_eval', 'wm_eval']
+__all__ = ['eval_triples', 'triple_table', 'initial_weights', 'MergeContext', 'make_context', 'Ensemble', 'Method',
+           'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average', 'ensemble_method',
+           'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step', 'stability_drop',
+           'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'evaluate']
 
 # %% ../nbs/06_eval.ipynb #4fa2ec2a
-from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples, bits_classes
+from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples
 
 def eval_triples(zoo: Zoo,
                  split: str = 'test',  # 'train', 'val', 'test', or 'all' (every triple, no split)
@@ -111,41 +102,6 @@ def make_context(zoo: Zoo, pairs: np.ndarray,  # (B, 3) zoo rows of triples of o
     return MergeContext(str(acts[0]), theta0, _masks(zoo, pairs[:, 0]), _masks(zoo, pairs[:, 1]), inits, seeds, bins, pairs, data,
                         zoo.vectors(pairs[:, 2]) if target else None, zoo, rng_seed)
 
-# %% ../nbs/06_eval.ipynb #4f81f286
-@torch.no_grad()
-def cnn_logits(vecs: torch.Tensor,  # (M, 2464) CNN parameter vectors
-               x: torch.Tensor,  # (n, 1, 28, 28) images shared by all M CNNs
-               activation: str = 'relu',
-               image_chunk: int = 16,  # images per block
-               model_chunk: int = 96):  # models per block
-    "Logits (M, n, 10) of M zoo CNNs on the same images, computed block-wise with im2col matrix products (no gradient)."
-    act = ACT_FNS[check_activation(activation)]
-    if vecs.dim() != 2 or vecs.shape[1] != N_PARAMS: raise ValueError(f"expected vectors of shape (M, {N_PARAMS}), got {tuple(vecs.shape)}")
-    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28): raise ValueError(f"expected images of shape (n, 1, 28, 28), got {tuple(x.shape)}")
-    M, n = len(vecs), len(x)
-    vecs = vecs.to(x.dtype)
-    out = torch.empty(M, n, 10, dtype=x.dtype, device=x.device)
-    U_all = F.unfold(x, 5).transpose(1, 2).reshape(n, 12, 2, 12, 2, 25).permute(2, 4, 0, 1, 3, 5)  # conv1 patches (2, 2, n, 12, 12, 25): pool offset first
-    for m0 in range(0, M, model_chunk):
-        P = vec_to_params(vecs[m0:m0 + model_chunk]); Mc = len(P['conv1.bias'])
-        W1, b1 = P['conv1.weight'].reshape(Mc * 8, 25).T.contiguous(), P['conv1.bias'].reshape(-1)
-        # conv2's 6 output channels padded to 8 with zeros (the grouped convolution runs faster on 8), conv3 reads the 2 extra as zeros
-        W2 = F.pad(P['conv2.weight'], (0, 0, 0, 0, 0, 0, 0, 2)).reshape(Mc * 8, 8, 5, 5).contiguous(memory_format=torch.channels_last)
-        b2 = F.pad(P['conv2.bias'], (0, 2)).reshape(1, -1, 1, 1)
-        W3, b3 = F.pad(P['conv3.weight'], (0, 0, 0, 0, 0, 2)).reshape(Mc * 4, 8, 2, 2), P['conv3.bias'].reshape(-1)
-        W4, b4 = P['fc1.weight'].transpose(1, 2), P['fc1.bias'][:, None]
-        W5, b5 = P['fc2.weight'].transpose(1, 2), P['fc2.bias'][:, None]
-        for i0 in range(0, n, image_chunk):
-            U = U_all[:, :, i0:i0 + image_chunk].contiguous(); k = U.shape[2]
-            h = (U.view(-1, 25) @ W1).view(4, k * 144, Mc * 8)  # conv1 at the 4 positions of each pooling window
-            h = torch.maximum(torch.maximum(h[0], h[1]), torch.maximum(h[2], h[3]))
-            h = act(h + b1).view(k, 12, 12, Mc * 8).permute(0, 3, 1, 2)  # NCHW view of channels-last memory
-            h = act(F.max_pool2d(F.conv2d(h, W2, groups=Mc), 2) + b2)
-            h = act(F.conv2d(h, W3, b3, groups=Mc)).reshape(k, Mc, 36).transpose(0, 1)
-            h = act(torch.baddbmm(b4, h, W4))
-            out[m0:m0 + Mc, i0:i0 + k] = torch.baddbmm(b5, h, W5)
-    return out
-
 # %% ../nbs/06_eval.ipynb #d5a1dc0f
 class Ensemble:
     "Not a single CNN: K CNNs per triple whose softmax outputs are averaged."
@@ -158,53 +114,8 @@ class Ensemble:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         "log of the mean member probabilities, (B, n, 10), on shared images x (n, 1, 28, 28)."
         B, K, _ = self.members.shape
-        lp = F.log_softmax(cnn_logits(self.members.reshape(B * K, -1), x, self.activation), -1).view(B, K, len(x), 10)
+        lp = F.log_softmax(cnn_forward(self.members.reshape(B * K, -1), x, self.activation), -1).view(B, K, len(x), 10)
         return torch.logsumexp(lp, 1) - math.log(K)
-
-# %% ../nbs/06_eval.ipynb #2ce9e191
-def model_logits(models, x: torch.Tensor, activation: str) -> torch.Tensor:
-    "Logits (M, n, 10) of CNN vectors (M, 2464) or of an `Ensemble` on shared images."
-    return models.logits(x) if isinstance(models, Ensemble) else cnn_logits(models, x, activation)
-
-# %% ../nbs/06_eval.ipynb #e1b68d20
-def split_images(data: MNISTData, split: str, classes, max_per_class: int | None = None) -> torch.Tensor:
-    "Indices of the `split` images of `classes` (at most `max_per_class` per class, the first in split order)."
-    ii = data.indices(split, classes)
-    if max_per_class is None: return ii
-    y = data.y[ii]
-    return torch.cat([ii[y == c][:max_per_class] for c in sorted(set(int(c) for c in classes))]) if len(ii) else ii
-
-# %% ../nbs/06_eval.ipynb #a15eabec
-@torch.no_grad()
-def score_models(models,  # (M, 2464) CNN vectors or an `Ensemble` of M
-                 activation: str, data: MNISTData,
-                 classes: Sequence,  # classes[i]: the digits whose images model i is scored on
-                 split: str = 'test', max_per_class: int | None = None, model_chunk: int = 256,
-                 keep_confidence: bool = False) -> pd.DataFrame:  # also return each image's max softmax probability ('msp' column of arrays)
-    "Per model: 10-way accuracy (%) and accuracy restricted to its classes, on the `split` images of `classes[i]`."
-    classes = [tuple(sorted(int(c) for c in cl)) for cl in classes]
-    if len(classes) != len(models): raise ValueError(f"{len(models)} models but {len(classes)} class sets")
-    acc, accr, n = np.full(len(models), np.nan), np.full(len(models), np.nan), np.zeros(len(models), int)
-    msp = [np.zeros(0, np.float32)] * len(models)
-    groups = {}
-    for i, cl in enumerate(classes): groups.setdefault(cl, []).append(i)
-    for cl, idx in groups.items():
-        ii = split_images(data, split, cl, max_per_class)
-        if not len(ii): continue
-        x, y = data.x[ii], data.y[ii]
-        mask = torch.zeros(10, dtype=torch.bool); mask[list(cl)] = True
-        for s in range(0, len(idx), model_chunk):
-            sel = idx[s:s + model_chunk]
-            lg = model_logits(models[torch.as_tensor(sel)], x, activation)
-            acc[sel] = (100. * (lg.argmax(-1) == y).float().mean(1)).numpy()
-            accr[sel] = (100. * (lg.masked_fill(~mask, float('-inf')).argmax(-1) == y).float().mean(1)).numpy()
-            if keep_confidence:
-                conf = F.softmax(lg, -1).amax(-1).numpy()
-                for k, i in enumerate(sel): msp[i] = conf[k]
-        n[idx] = len(ii)
-    out = pd.DataFrame({'acc': acc, 'acc_restricted': accr, 'n_images': n})
-    if keep_confidence: out['msp'] = msp
-    return out
 
 # %% ../nbs/06_eval.ipynb #cef6e6a2
 @dataclass
@@ -272,325 +183,10 @@ def initial(w1, w2, ctx: MergeContext): "θ0, the shared initial weights."; retu
 # %% ../nbs/06_eval.ipynb #7c3d31b4
 def weight_average(w1, w2, ctx=None): "(θ1 + θ2) / 2."; return (w1 + w2) / 2
 
-# %% ../nbs/06_eval.ipynb #36b0c656
-def task_arithmetic(models: torch.Tensor,  # (K, ..., 2464) fine-tuned models
-                    theta0: torch.Tensor,  # (..., 2464) their shared initial weights
-                    lam: float = 1.0):  # scale λ of the summed task vectors
-    "θ0 + λ Σ_k (θ_k − θ0)."
-    return theta0 + lam * (models - theta0).sum(0)
-
-# %% ../nbs/06_eval.ipynb #796aa224
-def ta_method(lam: float = 1.0) -> Method:
-    "Task arithmetic of the two parents with scale λ, as a `Method`."
-    return Method('task arithmetic', lambda w1, w2, ctx: task_arithmetic(torch.stack([w1, w2]), ctx.theta0, lam), params=dict(lam=lam))
-
-# %% ../nbs/06_eval.ipynb #086a3d73
-def ties_merge(task_vectors: torch.Tensor,  # (K, ..., P) task vectors τ_k = θ_k − θ0
-               density: float = 0.2):  # k: fraction of entries kept per task vector (by magnitude)
-    "TIES-merging of task vectors as the reference implementation does it (trim, elect signs with majority fallback, disjoint mean). Returns (..., P)."
-    if not 0 < density <= 1: raise ValueError(f"density must be in (0, 1], got {density}")
-    tv = task_vectors; P = tv.shape[-1]
-    k = max(1, P - int(P * density))  # upstream: keep |τ| ≥ the k-th smallest magnitude (k = 0 at density 1 would fail there)
-    thr = tv.abs().kthvalue(k, dim=-1, keepdim=True).values
-    trimmed = tv * (tv.abs() >= thr)
-    sign = torch.sign(trimmed.sum(0))
-    sign = torch.where(sign == 0, torch.sign(sign.sum(-1, keepdim=True)), sign)  # zero sums take the majority sign of the vector
-    agree = torch.where(sign > 0, trimmed > 0, trimmed < 0)
-    return (trimmed * agree).sum(0) / agree.sum(0).clamp(min=1)
-
-# %% ../nbs/06_eval.ipynb #c5c9dddb
-def ties_method(density: float = 0.2, lam: float = 1.0) -> Method:
-    "TIES-merging of the two parents (density k, scale λ), as a `Method`."
-    def fn(w1, w2, ctx): return ctx.theta0 + lam * ties_merge(torch.stack([w1, w2]) - ctx.theta0, density)
-    return Method('TIES', fn, params=dict(density=density, lam=lam))
-
-# %% ../nbs/06_eval.ipynb #fbdae906
-PERM_SPEC = {'conv1': [('conv1.weight', 0), ('conv1.bias', 0), ('conv2.weight', 1)],
-             'conv2': [('conv2.weight', 0), ('conv2.bias', 0), ('conv3.weight', 1)],
-             'conv3': [('conv3.weight', 0), ('conv3.bias', 0), ('fc1.weight', 1)],  # fc1.weight seen as (20, 4, 9)
-             'fc1': [('fc1.weight', 0), ('fc1.bias', 0), ('fc2.weight', 1)]}  # permutable units: (parameter, axis) they act on
-
-# %% ../nbs/06_eval.ipynb #00c244c5
-def permute_cnn(w: torch.Tensor,  # (2464,) one CNN
-                perms: dict):  # unit set of `HIDDEN_UNITS` -> permutation (new unit i = old unit perms[name][i])
-    "The same function with its hidden units permuted, through the tokenizer's `permutation_index`."
-    missing = set(HIDDEN_UNITS) - set(perms)
-    if missing: raise ValueError(f"perms lacks the unit sets {sorted(missing)}; needs {', '.join(HIDDEN_UNITS)}")
-    return permute_weights(w[None], permutation_index(torch.cat([torch.as_tensor(perms[n]) for n in HIDDEN_UNITS])))[0]
-
-# %% ../nbs/06_eval.ipynb #7b59f5db
-def _perm_params(w: torch.Tensor) -> dict:
-    "Parameters of one CNN with fc1.weight seen as (20, 4, 9), so that each unit set of `PERM_SPEC` acts on one axis."
-    p = dict(vec_to_params(w))
-    p['fc1.weight'] = p['fc1.weight'].reshape(20, 4, 9)
-    return p
-
-def weight_matching(wa: torch.Tensor,  # (2464,) the reference CNN (parent 1)
-                    wb: torch.Tensor,  # (2464,) the CNN to align (parent 2)
-                    max_iter: int = 100, seed: int = 0) -> dict:
-    "Permutations that align `wb` to `wa` (so `permute_cnn(wb, perms)` ≈ `wa`), by layer-wise linear assignment (Git Re-Basin)."
-    from scipy.optimize import linear_sum_assignment
-    pa, pb = _perm_params(wa.double()), _perm_params(wb.double())
-    perms = {n: torch.arange(s) for n, s in HIDDEN_UNITS.items()}
-    rng = np.random.default_rng(seed)
-    for _ in range(max_iter):
-        changed = False
-        for n in rng.permutation(list(PERM_SPEC)):
-            A = torch.zeros(HIDDEN_UNITS[n], HIDDEN_UNITS[n], dtype=torch.float64)
-            for k, ax in PERM_SPEC[n]:
-                b = pb[k]
-                for n2, axes2 in PERM_SPEC.items():  # the other permutations touching this parameter, as they stand
-                    if n2 != n: b = functools.reduce(lambda t, ka: t.index_select(ka[1], perms[n2]) if ka[0] == k else t, axes2, b)
-                A += pa[k].movedim(ax, 0).reshape(HIDDEN_UNITS[n], -1) @ b.movedim(ax, 0).reshape(HIDDEN_UNITS[n], -1).T
-            _, ci = linear_sum_assignment(A.numpy(), maximize=True)
-            new = torch.as_tensor(ci)
-            ar = torch.arange(HIDDEN_UNITS[n])
-            if A[ar, new].sum() > A[ar, perms[n]].sum() + 1e-12: perms[n], changed = new, True
-        if not changed: break
-    return perms
-
-# %% ../nbs/06_eval.ipynb #6b86e19d
-def rebasin_average(w1, w2, ctx=None):
-    "Git Re-Basin: align each parent 2 to its parent 1 by weight matching, then average."
-    return torch.stack([(a + permute_cnn(b, weight_matching(a, b))) / 2 for a, b in zip(w1, w2)])
-
-# %% ../nbs/06_eval.ipynb #f0dd476c
-_META = {}
-def _meta_cnn(activation):
-    if activation not in _META: _META[activation] = ZooCNN(activation).to('meta')
-    return _META[activation]
-
-def fisher_diagonal(vecs: torch.Tensor,  # (B, 2464) CNNs
-                    x: torch.Tensor,  # (B, n, 1, 28, 28) images for each CNN
-                    activation: str = 'relu', chunk: int = 16):
-    "Diagonal Fisher information (B, 2464): E_x Σ_y p(y|x) (∂ log p(y|x) / ∂θ)²."
-    m = _meta_cnn(check_activation(activation))
-    def logp(v, xi): return F.log_softmax(functional_call(m, vec_to_params(v), (xi[None],))[0], -1)
-    def one(v, xi):
-        J = jacrev(logp)(v, xi)  # (10, P)
-        return (logp(v, xi).exp().detach()[:, None] * J ** 2).sum(0)
-    per = vmap(vmap(one, in_dims=(None, 0)), in_dims=(0, 0))
-    out = torch.zeros_like(vecs)
-    for s in range(0, x.shape[1], chunk): out += per(vecs, x[:, s:s + chunk]).sum(1)
-    return out / x.shape[1]
-
-# %% ../nbs/06_eval.ipynb #55041420
-def fisher_merge(models: torch.Tensor,  # (K, ..., P)
-                 fishers: torch.Tensor,  # (K, ..., P) their diagonal Fishers
-                 eps: float = 1e-6):  # ε relative to each triple's mean Fisher (over its K models and P parameters)
-    "Σ_k (F_k + ε) θ_k / Σ_k (F_k + ε), with ε per triple (batch entry)."
-    e = eps * fishers.mean(dim=(0, -1), keepdim=True).clamp(min=1e-30)
-    return ((fishers + e) * models).sum(0) / (fishers + e).sum(0)
-
-# %% ../nbs/06_eval.ipynb #52e52c1d
-def _own_images(ctx: MergeContext, which: str, n: int, split: str = 'train') -> torch.Tensor:
-    "(B, n, 1, 28, 28): for each triple, n images sampled from the `split` images of its parent `which` ('c1' or 'c2')."
-    g = torch.Generator().manual_seed(ctx.rng_seed)
-    out = []
-    for i in range(len(ctx)):
-        ii = ctx.data.indices(split, ctx.classes(i, which))
-        out.append(ctx.data.x[ii[torch.randint(len(ii), (n,), generator=g)]])
-    return torch.stack(out)
-
-def fisher_method(n_images: int = 128, eps: float = 1e-6) -> Method:
-    "Fisher-weighted merging, each parent's Fisher on `n_images` of its own training images (uses data)."
-    def fn(w1, w2, ctx):
-        f1 = fisher_diagonal(w1, _own_images(ctx, 'c1', n_images), ctx.activation)
-        f2 = fisher_diagonal(w2, _own_images(ctx, 'c2', n_images), ctx.activation)
-        return fisher_merge(torch.stack([w1, w2]), torch.stack([f1, f2]), eps)
-    return Method('Fisher merging', fn, uses_data=True, params=dict(n_images=n_images, eps=eps))
-
-# %% ../nbs/06_eval.ipynb #d00f47f7
-def layer_inputs(vec: torch.Tensor,  # (2464,) one CNN
-                 x: torch.Tensor,  # (n, 1, 28, 28)
-                 activation: str = 'relu') -> dict:
-    "The inputs each linear map of the CNN sees on images `x`: im2col patches for convolutions, (rows, d_in) per layer."
-    p, act = vec_to_params(vec), ACT_FNS[check_activation(activation)]
-    out = {'conv1': F.unfold(x, 5).transpose(1, 2).reshape(-1, 25)}
-    h = act(F.max_pool2d(F.conv2d(x, p['conv1.weight'], p['conv1.bias']), 2))
-    out['conv2'] = F.unfold(h, 5).transpose(1, 2).reshape(-1, 200)
-    h = act(F.max_pool2d(F.conv2d(h, p['conv2.weight'], p['conv2.bias']), 2))
-    out['conv3'] = F.unfold(h, 2).transpose(1, 2).reshape(-1, 24)
-    h = act(F.conv2d(h, p['conv3.weight'], p['conv3.bias'])).flatten(1)
-    out['fc1'] = h
-    out['fc2'] = act(h @ p['fc1.weight'].T + p['fc1.bias'])
-    return out
-
-_LINEAR = ('conv1', 'conv2', 'conv3', 'fc1', 'fc2')
-
-def _layer_matrix(p: dict, l: str) -> torch.Tensor:  # (out, d_in + 1): weight and bias
-    wt = p[f'{l}.weight']; return torch.cat([wt.reshape(len(wt), -1), p[f'{l}.bias'][:, None]], 1)
-
-# %% ../nbs/06_eval.ipynb #5179c19b
-def regmean_merge(models: torch.Tensor,  # (K, 2464) CNNs to merge
-                  inputs: list,  # K dicts from `layer_inputs`, each CNN on its own images
-                  alpha: float = 0.9,  # scale of the off-diagonal Gram entries
-                  eps: float = 1e-4,  # ridge toward the average, relative to the mean Gram diagonal; 0: none (the reference's; fails on singular Grams, e.g. from dead ReLUs)
-                  bias: str = 'joint'):  # 'joint': bias merged with the weight through a constant input (ours); 'average': the reference's convention, biases averaged
-    "RegMean: per linear layer, W = (Σ G̃_k + εI)⁻¹ Σ (G̃_k + εI/K) W_k with G_k the Gram of the layer inputs."
-    if bias not in ('joint', 'average'): raise ValueError(f"bias must be 'joint' or 'average', got {bias!r}")
-    if eps < 0: raise ValueError(f"eps must be >= 0, got {eps}")
-    K, joint = len(models), bias == 'joint'
-    ps = [vec_to_params(m.double()) for m in models]
-    merged = {k: v.clone() for k, v in vec_to_params(models.double().mean(0)).items()}   # biases (with 'average') stay averaged
-    for l in _LINEAR:
-        Gs = []
-        for inp in inputs:
-            X = inp[l].double()
-            if joint: X = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], 1)
-            G = X.T @ X / len(X)
-            Gs.append(alpha * G + (1 - alpha) * torch.diag(torch.diag(G)))
-        e = eps * torch.stack([torch.diag(G).mean() for G in Gs]).mean()
-        I = torch.eye(len(Gs[0]), dtype=torch.float64)
-        A = sum(Gs) + e * I
-        Wk = [_layer_matrix(p, l) if joint else p[f'{l}.weight'].reshape(len(p[f'{l}.weight']), -1) for p in ps]
-        Bm = sum((G + e * I / K) @ w.T for G, w in zip(Gs, Wk))
-        W = torch.linalg.solve(A, Bm).T
-        wt = merged[f'{l}.weight']
-        if joint: merged[f'{l}.weight'], merged[f'{l}.bias'] = W[:, :-1].reshape(wt.shape), W[:, -1]
-        else: merged[f'{l}.weight'] = W.reshape(wt.shape)
-    return params_to_vec(merged).float()
-
-# %% ../nbs/06_eval.ipynb #074302aa
-def regmean_method(n_images: int = 128, alpha: float = 0.9, eps: float = 1e-4, bias: str = 'joint') -> Method:
-    "RegMean merging, each parent's layer inputs on `n_images` of its own training images (uses data)."
-    def fn(w1, w2, ctx):
-        x1, x2 = _own_images(ctx, 'c1', n_images), _own_images(ctx, 'c2', n_images)
-        with torch.no_grad():
-            return torch.stack([regmean_merge(torch.stack([a, b]), [layer_inputs(a, xa, ctx.activation), layer_inputs(b, xb, ctx.activation)], alpha, eps, bias)
-                                for a, b, xa, xb in zip(w1, w2, x1, x2)])
-    return Method('RegMean', fn, uses_data=True, params=dict(n_images=n_images, alpha=alpha, eps=eps, bias=bias))
-
 # %% ../nbs/06_eval.ipynb #313a88fb
 def ensemble_method() -> Method:
     "The parents' output ensemble (mean of softmax outputs): not a single CNN."
     return Method('ensemble', lambda w1, w2, ctx: Ensemble(torch.stack([w1, w2], 1), ctx.activation), kind='ensemble')
-
-# %% ../nbs/06_eval.ipynb #b8ddd13b
-def tune(factory: Callable[..., Method],  # hyperparameters -> Method
-         grid: dict,  # hyperparameter -> list of values
-         zoo: Zoo, val_pairs: np.ndarray, data: MNISTData, max_per_class: int | None = None, seed: int = 0):
-    "The `Method` with the best mean C3 validation accuracy over `val_pairs`, and the table of every combination."
-    val_pairs = np.asarray(val_pairs, dtype=np.int64).reshape(-1, 3)
-    if not len(val_pairs): raise ValueError("tuning needs validation triples; got none")
-    combos = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
-    acts = zoo.meta.activation.to_numpy()[val_pairs[:, 0]]
-    scores = np.zeros((len(combos), len(val_pairs)))
-    for act in sorted(set(acts)):
-        sel = np.nonzero(acts == act)[0]; p = val_pairs[sel]
-        outs = [apply_method(factory(**c), zoo, p, data, seed=seed)[0] for c in combos]
-        c3 = [zoo.classes(r) for r in p[:, 2]] * len(combos)
-        sc = score_models(torch.cat(outs), act, data, c3, 'val', max_per_class).acc.to_numpy().reshape(len(combos), len(sel))
-        scores[:, sel] = sc
-    table = pd.DataFrame(combos).assign(val_acc=scores.mean(1), n_triples=len(val_pairs))
-    best = combos[int(np.argmax(scores.mean(1)))]
-    m = factory(**best); m.note = f"chosen on {len(val_pairs)} validation triples"
-    return m, table
-
-# %% ../nbs/06_eval.ipynb #ab2dcc7d
-def tensor_benchmark(data: MNISTData,
-                     groups: Sequence,  # classes of each experience, in order, e.g. [(0, 1), (2, 3)]
-                     train_split: str = 'train', test_split: str = 'test',
-                     max_per_class: int | None = None):  # cap on test images per class
-    "A class-incremental avalanche benchmark from the project's tensors (avalanche's `nc_benchmark` over `TensorDataset`s)."
-    from torch.utils.data import TensorDataset
-    from avalanche.benchmarks.scenarios.deprecated.generators import nc_benchmark
-    groups = [tuple(int(c) for c in g) for g in groups]
-    classes = [c for g in groups for c in g]
-    if len(set(classes)) != len(classes): raise ValueError(f"experiences must not share classes, got {groups}")
-    tr, te = split_images(data, train_split, classes), split_images(data, test_split, classes, max_per_class)
-    return nc_benchmark(TensorDataset(data.x[tr], data.y[tr]), TensorDataset(data.x[te], data.y[te]), n_experiences=len(groups),
-                        task_labels=False, fixed_class_order=classes, per_exp_classes={i: len(g) for i, g in enumerate(groups)})
-
-# %% ../nbs/06_eval.ipynb #018a77bc
-CL_STRATEGIES = ('naive', 'ewc', 'lwf', 'replay', 'joint')  # avalanche strategies run by `run_continual`
-
-# %% ../nbs/06_eval.ipynb #63f2276b
-@dataclass
-class CLConfig:
-    "How the continual-learning strategies train."
-    epochs: int = 3  # epochs per experience (Joint: over all experiences together)
-    lr: float = 1e-3  # Adam learning rate
-    batch_size: int = 32
-    ewc_lambda: float = 5000.  # EWC penalty weight
-    lwf_alpha: float | list = 1.  # LwF distillation weight (or one per experience)
-    lwf_temperature: float = 2.  # LwF temperature
-    mem_size: int = 100  # Replay buffer (images of earlier experiences)
-    eval_batch: int = 1000
-    eval_per_class: int | None = 100  # test images per class in avalanche's own evaluation (None: all)
-
-# %% ../nbs/06_eval.ipynb #4811e882
-def cl_evaluator():
-    "Avalanche's evaluation plugin with its accuracy, forgetting, BWT and forward-transfer metrics (no loggers)."
-    from avalanche.training.plugins import EvaluationPlugin
-    from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, bwt_metrics, forward_transfer_metrics
-    return EvaluationPlugin(accuracy_metrics(experience=True, stream=True), forgetting_metrics(experience=True, stream=True),
-                            bwt_metrics(experience=True, stream=True), forward_transfer_metrics(experience=True, stream=True), loggers=[])
-
-# %% ../nbs/06_eval.ipynb #81c3ecfe
-def make_strategy(name: str, model: nn.Module, cfg: CLConfig, evaluator=None, device='cpu'):
-    "The avalanche strategy `name` (one of `CL_STRATEGIES`) for `model`."
-    from avalanche.training import Naive, EWC, LwF, Replay, JointTraining
-    if name not in CL_STRATEGIES: raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(CL_STRATEGIES)}")
-    kw = dict(model=model, optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr), criterion=nn.CrossEntropyLoss(),
-              train_mb_size=cfg.batch_size, train_epochs=cfg.epochs, eval_mb_size=cfg.eval_batch, device=device,
-              evaluator=evaluator or cl_evaluator(), eval_every=0)
-    if name == 'naive': return Naive(**kw)
-    if name == 'ewc': return EWC(**kw, ewc_lambda=cfg.ewc_lambda)
-    if name == 'lwf': return LwF(**kw, alpha=cfg.lwf_alpha, temperature=cfg.lwf_temperature)
-    if name == 'replay': return Replay(**kw, mem_size=cfg.mem_size)
-    return JointTraining(**kw)
-
-# %% ../nbs/06_eval.ipynb #0d2c100a
-def _avalanche_metrics(res: dict, n_exp: int, joint: bool) -> dict:
-    get = lambda prefix: next((float(v) for k, v in res.items() if k.startswith(prefix)), np.nan)
-    out = {'acc_stream': get('Top1_Acc_Stream/eval_phase/test_stream')}
-    for i in range(n_exp): out[f'acc_exp{i}'] = get(f'Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{i:03d}')
-    for k, p in (('forgetting', 'StreamForgetting/eval_phase/test_stream'), ('bwt', 'StreamBWT/eval_phase/test_stream'),
-                 ('fwt', 'StreamForwardTransfer/eval_phase/test_stream')):
-        out[k] = np.nan if joint else get(p)
-    return out
-
-def run_continual(name: str, model: nn.Module, benchmark, cfg: CLConfig = None,
-                  skip_first: bool = False,  # the model already knows experience 0: pass it with 0 epochs
-                  device='cpu') -> dict:
-    "Train `model` (in place) with avalanche strategy `name` through `benchmark`; avalanche's final accuracy, forgetting, BWT, FWT."
-    cfg = cfg or CLConfig()
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore'); warnings.showwarning = lambda *a, **k: None  # avalanche re-enables its deprecation warnings
-        ev = cl_evaluator()
-        s = make_strategy(name, model, cfg, ev, device)
-        test = benchmark.test_stream
-        if name == 'joint': s.train(benchmark.train_stream, eval_streams=[test])
-        else:
-            for i, exp in enumerate(benchmark.train_stream):
-                s.train_epochs = 0 if (skip_first and i == 0) else cfg.epochs
-                s.train(exp, eval_streams=[test])
-    return _avalanche_metrics(ev.get_last_metrics(), len(test), name == 'joint')
-
-# %% ../nbs/06_eval.ipynb #caddfb54
-def cl_groups(c1, c2) -> list:
-    "The two class-incremental experiences from parent 1's classes C1 to C2: [C1, C2 minus C1]."
-    new = tuple(c for c in c2 if c not in set(c1))
-    if not new: raise ValueError(f"C2 {tuple(c2)} adds no class to C1 {tuple(c1)}: nothing to learn continually")
-    return [tuple(c1), new]
-
-# %% ../nbs/06_eval.ipynb #080a1f1c
-def continual_method(strategy: str = 'naive', cfg: CLConfig = None, sample: int | None = 8) -> Method:
-    "Continual learning from parent 1 on C2's training data with an avalanche strategy (uses data; Joint trains on C3)."
-    cfg = cfg or CLConfig()
-    if strategy not in CL_STRATEGIES: raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(CL_STRATEGIES)}")
-    def fn(w1, w2, ctx):
-        outs, infos = [], []
-        for i in range(len(ctx)):
-            model = vec_to_model(w1[i], ctx.activation, ctx.init[i], ctx.seed[i])
-            bm = tensor_benchmark(ctx.data, cl_groups(ctx.classes(i, 'c1'), ctx.classes(i, 'c2')), max_per_class=cfg.eval_per_class)
-            torch.manual_seed(ctx.rng_seed + i)
-            res = run_continual(strategy, model, bm, cfg, skip_first=True)
-            outs.append(model_to_vec(model)); infos.append({f'av_{k}': v for k, v in res.items()})
-        return torch.stack(outs), infos
-    names = dict(naive='CL naive', ewc='CL EWC', lwf='CL LwF', replay='CL replay', joint='CL joint (C3)')
-    return Method(names[strategy], fn, family='continual', uses_data=True, sample=sample, params=dict(strategy=strategy, **asdict(cfg)))
 
 # %% ../nbs/06_eval.ipynb #e2ab4050
 @dataclass
@@ -614,9 +210,10 @@ def finetune_population(vecs: torch.Tensor,  # (M, 2464) CNNs to finetune
                         classes: Sequence,  # classes[i]: the C3 of CNN i (its training and test classes)
                         cfg: FinetuneConfig = None,
                         seeds: Sequence | None = None,  # data-order seed of each CNN (default: from cfg.seed and its index)
-                        progress: bool = False) -> pd.DataFrame:  # a progress bar over the steps
+                        progress: bool = False,  # a progress bar over the steps
+                        weights: bool = False):  # also return the finetuned weights (M, 2464) after the last step
     "Finetune M CNNs together on their own classes' training images; their accuracy curves (one row per CNN and scoring step)."
-    cfg = cfg or FinetuneConfig()
+    cfg, finals = cfg or FinetuneConfig(), []
     classes = [tuple(sorted(int(c) for c in cl)) for cl in classes]
     if len(classes) != len(vecs): raise ValueError(f"{len(vecs)} CNNs but {len(classes)} class sets")
     rows = []
@@ -634,8 +231,8 @@ def finetune_population(vecs: torch.Tensor,  # (M, 2464) CNNs to finetune
         opt = torch.optim.Adam([w], lr=cfg.lr)
         def score(step, sel):
             v = w.detach()[sel]
-            a = score_models(v, activation, data, [classes[ids[j]] for j in sel], 'test', cfg.max_per_class)
-            o = score_models(v, activation, data, [_other_classes(classes[ids[j]]) for j in sel], 'test', cfg.max_per_class)
+            a = score_cnns(v, activation, data, [classes[ids[j]] for j in sel], 'test', cfg.max_per_class)
+            o = score_cnns(v, activation, data, [_other_classes(classes[ids[j]]) for j in sel], 'test', cfg.max_per_class)
             for k, j in enumerate(sel):
                 rows.append(dict(model=ids[j], step=step, epoch=marks[j].get(step, np.nan), acc=a.acc[k], acc_restricted=a.acc_restricted[k], ood_acc=o.acc[k]))
         score(0, list(range(len(ids))))
@@ -646,12 +243,14 @@ def finetune_population(vecs: torch.Tensor,  # (M, 2464) CNNs to finetune
                 while len(queue[j]) < cfg.batch_size: queue[j] = torch.cat([queue[j], tr[j][torch.randperm(len(tr[j]), generator=gens[j])]])
                 batch.append(queue[j][:cfg.batch_size]); queue[j] = queue[j][cfg.batch_size:]
             ib = torch.stack(batch)
-            logits = population_forward(w, data.x[ib], activation)
+            logits = cnn_forward(w, data.x[ib], activation)
             loss = F.cross_entropy(logits.flatten(0, 1), data.y[ib].flatten(), reduction='none').view(ib.shape).mean(1).sum()
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
             sel = [j for j in range(len(ids)) if step in grid or step in marks[j]]
             if sel: score(step, sel)
-    return pd.DataFrame(rows)
+        finals.append(w.detach().clone())
+    curves = pd.DataFrame(rows)
+    return (curves, torch.cat(finals) if finals else torch.zeros(0, N_PARAMS)) if weights else curves
 
 # %% ../nbs/06_eval.ipynb #7627acc5
 def mean_ci(x, conf: float = 0.95) -> tuple:
@@ -797,9 +396,9 @@ def evaluate(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows of the test triples
     for a in sorted(set(acts)):  # the parents on their own and on each other's classes
         s = np.nonzero(acts == a)[0]
         w1, w2 = zoo.vectors(pairs[s, 0]), zoo.vectors(pairs[s, 1])
-        tt.loc[s, 'p1_acc_c1'] = score_models(w1, a, data, [c1[i] for i in s], 'test', max_per_class).acc.to_numpy()
-        tt.loc[s, 'p1_acc_c2'] = score_models(w1, a, data, [c2[i] for i in s], 'test', max_per_class).acc.to_numpy()
-        tt.loc[s, 'p2_acc_c2'] = score_models(w2, a, data, [c2[i] for i in s], 'test', max_per_class).acc.to_numpy()
+        tt.loc[s, 'p1_acc_c1'] = score_cnns(w1, a, data, [c1[i] for i in s], 'test', max_per_class).acc.to_numpy()
+        tt.loc[s, 'p1_acc_c2'] = score_cnns(w1, a, data, [c2[i] for i in s], 'test', max_per_class).acc.to_numpy()
+        tt.loc[s, 'p2_acc_c2'] = score_cnns(w2, a, data, [c2[i] for i in s], 'test', max_per_class).acc.to_numpy()
     tt['parents_mean_acc'] = (tt.p1_acc_c1 + tt.p2_acc_c2) / 2
     order = np.random.default_rng(seed).permutation(n)  # samples are prefixes of one shuffle: nested, the same for every method
     recs, preds, codes, timings, ft_jobs = [], {}, {}, {}, []
@@ -811,9 +410,9 @@ def evaluate(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows of the test triples
             s = sel[acts[sel] == a]
             out, info = apply_method(m, zoo, pairs[s], data, seed=seed)
             cs = lambda L: [L[i] for i in s]
-            sc = {'id': score_models(out, a, data, cs(c3), 'test', max_per_class, keep_confidence=True),
-                  'ood': score_models(out, a, data, [_other_classes(c) for c in cs(c3)], 'test', max_per_class, keep_confidence=True),
-                  'c1': score_models(out, a, data, cs(c1), 'test', max_per_class), 'c2': score_models(out, a, data, cs(c2), 'test', max_per_class)}
+            sc = {'id': score_cnns(out, a, data, cs(c3), 'test', max_per_class, keep_confidence=True),
+                  'ood': score_cnns(out, a, data, [_other_classes(c) for c in cs(c3)], 'test', max_per_class, keep_confidence=True),
+                  'c1': score_cnns(out, a, data, cs(c1), 'test', max_per_class), 'c2': score_cnns(out, a, data, cs(c2), 'test', max_per_class)}
             df = tt.iloc[s][['triple']].copy()
             df['method'] = m.name
             df['id_acc'], df['id_acc_c3'] = sc['id'].acc.to_numpy(), sc['id'].acc_restricted.to_numpy()
@@ -886,245 +485,3 @@ def evaluate(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows of the test triples
                finetune=asdict(finetune) if finetune else None)
     return EvalResult(tt, per, curves, summary, mt, pd.DataFrame(col), pd.DataFrame(spr),
                       {k: (np.concatenate([s for s, _ in v]), np.concatenate([z for _, z in v])) for k, v in codes.items()}, {}, cfg, timings)
-
-# %% ../nbs/06_eval.ipynb #4037ef62
-def merger_method(predict: Callable,  # (w1, w2, ctx) -> (B, 2464) predicted C3 CNNs
-                  name: str = 'merger', loss: Callable | None = None, encode: Callable | None = None, uses_data: bool = False) -> Method:
-    "The learned merger (or any predictor) as a `Method`; `loss(w1, w2, w3_pred, ctx)` and `encode(w1, w2, ctx)` are optional."
-    return Method(name, predict, family='learned', uses_data=uses_data, loss_fn=loss, encode_fn=encode)
-
-# %% ../nbs/06_eval.ipynb #0b248d52
-def baseline_methods(zoo: Zoo | None = None, val_pairs: np.ndarray | None = None, data: MNISTData | None = None,
-                     ta_grid=(0.3, 0.5, 0.7, 1.0, 1.3), ties_grid=dict(density=(0.1, 0.2, 0.5), lam=(0.5, 1.0, 1.5)),
-                     data_methods: bool = True, continual: Sequence = CL_STRATEGIES, cl: CLConfig | None = None, cl_sample: int | None = 8,
-                     n_fisher: int = 128, max_per_class: int | None = None) -> tuple:
-    "The reference, merge and continual-learning methods (tuned on `val_pairs` if given), and the tuning tables."
-    ms = [Method('ground truth C3', ground_truth, 'reference', uses_target=True), Method('parent 1', parent1, 'reference'),
-          Method('parent 2', parent2, 'reference'), Method('theta0', initial, 'reference'), Method('weight averaging', weight_average)]
-    tuning = {}
-    if val_pairs is not None and len(val_pairs):
-        ta, tuning['task arithmetic'] = tune(ta_method, {'lam': list(ta_grid)}, zoo, val_pairs, data, max_per_class)
-        ti, tuning['TIES'] = tune(ties_method, {k: list(v) for k, v in ties_grid.items()}, zoo, val_pairs, data, max_per_class)
-    else:
-        ta, ti = ta_method(1.0), ties_method(0.2, 1.0)
-        ta.note = ti.note = 'default hyperparameters (no validation triples)'
-    ms += [ta, ti, Method('Git Re-Basin', rebasin_average, note='weight matching, then averaging')]
-    if data_methods: ms += [fisher_method(n_fisher), regmean_method(n_fisher)]
-    ms.append(ensemble_method())
-    ms += [continual_method(s, cl, cl_sample) for s in continual]
-    return ms, tuning
-
-# %% ../nbs/06_eval.ipynb #9c1df7f2
-def md_table(df: pd.DataFrame, floatfmt: str = '.2f') -> str:
-    "A DataFrame as a GitHub markdown table."
-    fmt = lambda v: (f"{v:{floatfmt}}" if isinstance(v, (float, np.floating)) and np.isfinite(v) else '' if isinstance(v, (float, np.floating)) else str(v)).replace('|', '\\|')
-    lines = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
-    lines += ['| ' + ' | '.join(fmt(v) for v in r) + ' |' for r in df.itertuples(index=False)]
-    return '\n'.join(lines)
-
-# %% ../nbs/06_eval.ipynb #bd7d6764
-def _plots(res: EvalResult, out: Path, steps: int) -> list:
-    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    files, S, M = [], res.summary, res.methods
-    lab, fam = dict(zip(M['name'], M['label'])), dict(zip(M['name'], M['family']))
-    get = lambda m, k: S[(S.method == m) & (S.metric == k)]
-    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(M)), 4))
-    x = np.arange(len(M)); w = 0.4
-    for off, k, name in ((-w / 2, 'id_acc', 'straight after merging'), (w / 2, f'ft_{steps}', f'after {steps} finetuning steps')):
-        vals = [get(m, k) for m in M['name']]
-        mean = np.array([v['mean'].iat[0] if len(v) else np.nan for v in vals])
-        err = np.array([[v['mean'].iat[0] - v['lo'].iat[0], v['hi'].iat[0] - v['mean'].iat[0]] if len(v) and np.isfinite(v['lo'].iat[0]) else [0, 0] for v in vals]).T
-        ax.bar(x + off, mean, w, yerr=err, capsize=2, label=name)
-    ax.set_xticks(x); ax.set_xticklabels([lab[m] for m in M['name']], rotation=60, ha='right', fontsize=8)
-    ax.set_ylabel('ID accuracy on C3 (%), mean ± 95% CI'); ax.set_ylim(0, 100); ax.legend(fontsize=8); ax.set_title('Accuracy by method')
-    fig.tight_layout(); fig.savefig(out/'accuracy_by_method.png', dpi=110); plt.close(fig); files.append('accuracy_by_method.png')
-    if len(res.curves):
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        cmap = plt.get_cmap('tab20')
-        for k, (m, g) in enumerate(res.curves.groupby('method', sort=False)):
-            cnt = g.groupby('step').triple.nunique(); common = cnt.index[cnt == g.triple.nunique()]  # steps where every triple is scored
-            c = g[g.step.isin(common)].groupby('step').acc.mean()
-            ax.plot(c.index, c.values, 'o' + ('--' if fam.get(m) == 'continual' else '-'), ms=3, color=cmap(k % 20), label=lab.get(m, m))
-        tgt = res.triples.parents_mean_acc.mean(); ax.axhline(tgt, color='k', ls='--', lw=1, label="parents' mean accuracy")
-        ax.set_xlabel('finetuning steps on C3'); ax.set_ylabel('ID accuracy (%), mean over triples'); ax.set_title('Finetuning curves')
-        ax.legend(fontsize=7, ncol=2); fig.tight_layout(); fig.savefig(out/'finetune_curves.png', dpi=110); plt.close(fig); files.append('finetune_curves.png')
-    P = res.per_triple
-    losses = [c for c in ('wmse', 'merger_loss') if c in P and P[c].notna().any()]
-    if losses:
-        fig, axs = plt.subplots(1, len(losses), figsize=(5.5 * len(losses), 4), squeeze=False)
-        for ax, lc in zip(axs[0], losses):
-            cmap = plt.get_cmap('tab20')
-            for k, (m, g) in enumerate(P[P[lc].notna()].groupby('method', sort=False)):
-                ax.scatter(g[lc], g.id_acc, s=12, color=cmap(k % 20), marker='^' if fam.get(m) == 'continual' else 'o', label=lab.get(m, m))
-            ax.set_xscale('log'); ax.set_xlabel({'wmse': 'weight MSE to the true C3 model', 'merger_loss': "the merger's loss"}[lc]); ax.set_ylabel('ID accuracy (%)')
-            ax.set_title('Loss vs accuracy per triple'); ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout(); fig.savefig(out/'loss_vs_accuracy.png', dpi=110); plt.close(fig); files.append('loss_vs_accuracy.png')
-    for m, (idx, z) in res.codes.items():
-        zc = z - z.mean(0); u, s_, vt = np.linalg.svd(zc, full_matrices=False); xy = zc @ vt[:2].T
-        c3 = res.triples.set_index('triple').loc[idx, 'c3'].to_numpy()
-        fig, ax = plt.subplots(figsize=(5.5, 4.5))
-        for k in sorted(set(c3)): ax.scatter(*xy[c3 == k].T, s=14, label=f'C3 = {{{",".join(k)}}}')
-        ax.set_xlabel('PC 1'); ax.set_ylabel('PC 2'); ax.set_title(f'Latent map of {lab.get(m, m)} (PCA)'); ax.legend(fontsize=6)
-        f = f"latent_map{'' if len(res.codes) == 1 else '_' + m.replace(' ', '_')}.png"
-        fig.tight_layout(); fig.savefig(out/f, dpi=110); plt.close(fig); files.append(f)
-    return files
-
-def write_report(res: EvalResult, out, title: str = 'Evaluation', steps: int = 200) -> Path:
-    "Write one CSV per table, the plots, summary.md and, last, results.json into folder `out`."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    steps = steps if res.config.get('finetune') and steps in res.config['finetune']['steps'] else (max(res.config['finetune']['steps']) if res.config.get('finetune') else 0)
-    head = res.headline(steps)
-    tables = {'headline': head, 'summary': res.summary, 'per_triple': res.per_triple, 'finetune_curves': res.curves, 'methods': res.methods,
-              'collapse': res.collapse, 'spearman': res.spearman, 'triples': res.triples}
-    av = [c for c in res.per_triple.columns if c.startswith('av_')]
-    if av: tables['continual_avalanche'] = res.per_triple.dropna(subset=av, how='all')[['method', 'triple', 'c1', 'c2', 'c3', *av]]
-    for k, t in res.tuning.items(): tables[f"tuning_{k.replace(' ', '_')}"] = t
-    for k, t in tables.items(): t.to_csv(out/f'{k}.csv', index=False)
-    files = [f'{k}.csv' for k in tables] + _plots(res, out, steps)
-    rec = lambda t: json.loads(t.to_json(orient='records'))
-    js = dict(title=title, config=res.config, methods=rec(res.methods), headline=rec(head), summary=rec(res.summary), collapse=rec(res.collapse),
-              spearman=rec(res.spearman), tuning={k: rec(t) for k, t in res.tuning.items()}, timings_s=res.timings, files=['results.json', 'summary.md', *files])
-    S = res.summary.set_index(['method', 'metric'])
-    def row(m, keys):
-        return [m] + [(f"{S.loc[(m, k), 'mean']:.2f} ± {S.loc[(m, k), 'hi'] - S.loc[(m, k), 'mean']:.2f}" if (m, k) in S.index and np.isfinite(S.loc[(m, k), 'hi']) else
-                       f"{S.loc[(m, k), 'mean']:.2f}" if (m, k) in S.index else '') for k in keys]
-    more = ['forgetting_c1', 'gain_c2', f'fwt_{steps}', 'catch_up_step', 'caught_up', 'stability_drop', 'ood_acc', 'wmse']
-    cfg = res.config
-    md = [f'# {title}', '', f"{cfg['n_triples']} test triples" + (f" from {cfg['zoo']}" if cfg.get('zoo') else '') + (f", split '{cfg['split']}'" if cfg.get('split') else '') + '.',
-          'Marks: † uses training images, ‡ not a single CNN, * is the true C3 model (a reference, not a method). '
-          f"Means over class combinations C3 (each the mean of its triples) with 95 % confidence intervals (Student t over combinations); n counts triples, n comb combinations, and with fewer than {cfg.get('min_comb', 5)} combinations a mean is shown without an interval (indicative).", '',
-          f'## Headline: ID accuracy (%) on C3 straight after merging and after {steps} finetuning steps', '', md_table(head), '',
-          '## More metrics (mean ± half-width of the 95 % CI)', '', md_table(pd.DataFrame([row(m, more) for m in res.methods['name']], columns=['method', *more])), '',
-          '## Collapse (spread of predicted CNNs across triples relative to the true C3 models; 0 = one CNN for all)', '', md_table(res.collapse), '',
-          '## Spearman correlation of per-triple loss with accuracy', '', md_table(res.spearman) if len(res.spearman) else '(none)', '']
-    if res.tuning:
-        md += ['## Hyperparameters chosen on validation triples', '']
-        for k, t in res.tuning.items(): md += [f'### {k}', '', md_table(t), '']
-    md += ['## Methods', '', md_table(res.methods[['label', 'family', 'uses_data', 'kind', 'sample', 'params', 'note']]), '',
-           '## Files', '', ', '.join(files), '']
-    atomic_write(out/'summary.md', lambda p: p.write_text('\n'.join(md)))
-    atomic_write(out/'results.json', lambda p: p.write_text(json.dumps(js, indent=1, default=str)))  # last: its presence means the folder is complete
-    return out
-
-# %% ../nbs/06_eval.ipynb #2770c22b
-def load_result(path) -> EvalResult:
-    "The `EvalResult` saved by `write_report` in folder `path` (latent codes are not saved)."
-    path = Path(path)
-    if not (path/'results.json').exists(): raise FileNotFoundError(f"{path} holds no results.json: not a results directory")
-    js = json.loads((path/'results.json').read_text())
-    rd = lambda k: pd.read_csv(path/f'{k}.csv', dtype={'c1': str, 'c2': str, 'c3': str}) if (path/f'{k}.csv').exists() else pd.DataFrame()
-    tuning = {k: pd.DataFrame(v) for k, v in js.get('tuning', {}).items()}
-    return EvalResult(rd('triples'), rd('per_triple'), rd('finetune_curves'), rd('summary'), rd('methods'), rd('collapse'), rd('spearman'),
-                      {}, tuning, js['config'], js.get('timings_s', {}))
-
-# %% ../nbs/06_eval.ipynb #1ea06858
-@dataclass
-class Merger:
-    "A trained merger as the evaluation uses it."
-    predict: Callable  # (w1, w2, ctx) -> (B, 2464) predicted C3 CNNs
-    loss: Callable | None = None  # (w1, w2, w3_pred, ctx) -> (B,) per-triple loss; ctx.target is the true C3 model
-    encode: Callable | None = None  # (w1, w2, ctx) -> (B, d) latent codes
-    name: str = 'merger'
-    zoo: str | None = None  # path of the zoo the merger was trained on
-    scenario: str | None = None  # path of its saved scenario (NAME.npz), whose test split is evaluated
-    uses_data: bool = False  # True if predicting looks at images (ctx.data)
-
-    def method(self) -> Method:
-        "The merger as a `Method`."
-        return merger_method(self.predict, self.name, self.loss, self.encode, self.uses_data)
-
-# %% ../nbs/06_eval.ipynb #7c9ae85a
-def merger_from_model(model, std, zoo=None, scenario=None, name: str = 'merger') -> Merger:
-    "A `Merger` from a trained `TransformerAE` and its `LayerStandardizer`: predictions, neck codes, and the standardized MSE as its loss."
-    from weight_merging.train import predict as _predict
-    def predict(w1, w2, ctx): return _predict(model, std, w1, w2)
-    @torch.no_grad()
-    def encode(w1, w2, ctx):
-        dev = next(model.parameters()).device
-        return model.fuse(model.encode(std.transform(w1.to(dev)), 0), model.encode(std.transform(w2.to(dev)), 1)).float().cpu()
-    def loss(w1, w2, w3, ctx): return ((std.transform(w3) - std.transform(ctx.target)) ** 2).mean(1)  # layer-wise standardized MSE
-    return Merger(predict, loss, encode, name, zoo, scenario)
-
-def load_merger(run, which: str = 'best') -> Merger:
-    "The merger of a training run folder, from `weight_merging.train.load_merger` (the training chapter)."
-    run = Path(run)
-    if not run.exists(): raise FileNotFoundError(f"run folder {run} does not exist")
-    try: from weight_merging.train import load_merger as _load
-    except ImportError as e: raise ImportError(f"evaluating a run needs weight_merging.train.load_merger (the training chapter): {e}") from None
-    m = _load(run, which)
-    if isinstance(m, dict): m = Merger(**m)
-    if isinstance(m, tuple):  # (TransformerAE, LayerStandardizer, MergerConfig), as the training chapter returns it
-        model, std, cfg = m
-        sc = sorted((run/'scenario').glob('*.npz')) if (run/'scenario').is_dir() else []
-        m = merger_from_model(model, std, getattr(cfg, 'zoo', None), str(sc[0]) if len(sc) == 1 else None, 'merger')
-    if not isinstance(m, Merger): raise TypeError(f"weight_merging.train.load_merger returned {type(m).__name__}, expected a Merger, a dict of its fields or (model, standardizer, config)")
-    return m
-
-# %% ../nbs/06_eval.ipynb #05d2bad1
-def run_eval(zoo=None,  # zoo folder (default: the merger's)
-             out='runs/eval',  # results directory
-             merger: Merger | None = None,  # a merger to evaluate beside the baselines (or give `run`)
-             run=None,  # a training run folder, loaded with `load_merger`
-             scenario=None,  # saved scenario NAME.npz (default: the merger's, else the zoo's m-overlap scenario)
-             split: str = 'test', max_overlap: int = 0, max_triples: int | None = None,
-             finetune: FinetuneConfig | None = None, cl: CLConfig | None = None, cl_sample: int | None = 8, continual: Sequence = CL_STRATEGIES,
-             data_methods: bool = True, n_fisher: int = 128, max_per_class: int | None = None, mnist_dir=None,
-             extra_methods: Sequence = (), seed: int = 0, bootstrap: int = 1000, title: str | None = None, log: Callable | None = print,
-             progress: bool = False) -> EvalResult:  # progress bar over the methods
-    "Evaluate the merger (if any) and every baseline on one split of a zoo's triples and write the results directory."
-    log = log or (lambda *a: None)
-    if merger is None and run is not None: merger = load_merger(run)
-    zoo = zoo or (merger.zoo if merger else None)
-    if zoo is None: raise ValueError("give a zoo (or a run whose merger names its zoo)")
-    scenario = scenario or (merger.scenario if merger else None)
-    z = load_zoo(zoo); data = zoo_data(z, mnist_dir)
-    test = eval_triples(z, split, max_overlap, scenario, seed=seed)
-    if max_triples is not None and len(test) > max_triples: test = test[np.sort(np.random.default_rng(seed).choice(len(test), max_triples, replace=False))]
-    val = eval_triples(z, 'val' if split != 'val' else 'train', max_overlap, scenario, seed=seed) if split != 'all' else None
-    log(f"{len(test)} {split} triples; tuning on {0 if val is None else len(val)} validation triples")
-    ms, tuning = baseline_methods(z, val, data, data_methods=data_methods, continual=continual, cl=cl, cl_sample=cl_sample, n_fisher=n_fisher, max_per_class=max_per_class)
-    if merger is not None: ms.insert(1, merger.method())
-    ms += list(extra_methods)
-    res = evaluate(z, test, ms, data, finetune, max_per_class, seed, bootstrap, log, progress)
-    res.tuning = tuning
-    res.config.update(zoo=str(zoo), scenario=None if scenario is None or isinstance(scenario, dict) else str(scenario), split=split, max_overlap=max_overlap,
-                      max_triples=max_triples, run=None if run is None else str(run), merger=merger.name if merger else None, cl=asdict(cl or CLConfig()),
-                      cl_sample=cl_sample, n_fisher=n_fisher, data=data.source, provenance=run_provenance())
-    write_report(res, out, title or f"Evaluation on {Path(str(zoo)).name}, split {split}")
-    log(f"results in {out}")
-    return res
-
-# %% ../nbs/06_eval.ipynb #21669f67
-from fastcore.script import call_parse, store_true
-
-@call_parse
-def wm_eval(run: str = None,  # training run folder (its merger is evaluated beside the baselines)
-            zoo: str = None,  # zoo folder (default: the run's)
-            scenario: str = None,  # saved scenario NAME.npz (default: the run's, else the zoo's scenario with --max_overlap)
-            split: str = 'test',  # train, val, test or all
-            out: str = 'runs/eval',  # results directory
-            max_overlap: int = 0,  # m, when the scenario is made here
-            max_triples: int = None,  # evaluate a random sample of this many triples
-            steps: str = '0,50,100,200,500',  # finetuning steps at which accuracy is reported
-            epochs: int = 3,  # and after each of this many finetuning epochs
-            ft_sample: int = None,  # finetune on a random sample of this many triples (default: all)
-            no_finetune: store_true = False,  # skip finetuning
-            cl_sample: int = 8,  # continual-learning methods run on a random sample of this many triples
-            cl_epochs: int = 3,  # epochs of each continual-learning experience
-            no_continual: store_true = False,  # skip the continual-learning methods
-            no_data_methods: store_true = False,  # skip Fisher merging and RegMean
-            max_per_class: int = None,  # test images per class (default: all)
-            mnist_dir: str = None,  # folder holding MNIST/raw, for zoos built on full MNIST
-            seed: int = 0,
-            threads: int = None,  # torch CPU threads
-            title: str = None,  # title of summary.md
-            quiet: store_true = False,
-            debug: store_true = False):  # show the full traceback of an error
-    "Evaluate a trained merger (optional) and every baseline on a split of test triples; write results.json, CSVs, summary.md and plots."
-    with cli_errors('wm-eval', debug):
-        if threads: torch.set_num_threads(threads)
-        ft = None if no_finetune else FinetuneConfig(steps=tuple(int(s) for s in steps.split(',')), epochs=epochs, sample=ft_sample, seed=seed)
-        res = run_eval(zoo, out, run=run, scenario=scenario, split=split, max_overlap=max_overlap, max_triples=max_triples, finetune=ft,
-                       cl=CLConfig(epochs=cl_epochs), cl_sample=cl_sample, continual=() if no_continual else CL_STRATEGIES,
-                       data_methods=not no_data_methods, max_per_class=max_per_class, mnist_dir=mnist_dir, seed=seed, title=title, log=None if quiet else print)
-        if not quiet: print(md_table(res.headline(200 if ft and 200 in ft.steps else (max(ft.steps) if ft else 0))))

@@ -10,20 +10,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call, jacrev, vmap
+from torch.func import jacrev, vmap
 
-from .zoo import ACT_FNS, LAYERS, LAYER_SLICES, N_PARAMS, ZooCNN, check_activation, load_digits
-from .zoo import population_forward, vec_to_params, require
+from .zoo import ACT_FNS, LAYERS, LAYER_SLICES, N_PARAMS, check_activation, load_digits
+from .zoo import cnn_forward, vec_to_params, require
 
 # %% auto #0
 __all__ = ['ACT_DERIVS', 'LOSSES', 'SYMMETRIC', 'LOSS_NEEDS', 'check_pair', 'LossContext', 'probe_batch', 'layer_std', 'quantile',
-           'input_jacobians', 'jacobian_frobenius', 'fisher_rao', 'fisher', 'cnn_features', 'contractive_penalty',
-           'contractive', 'sinkhorn_1d', 'sinkhorn', 'norm_diff', 'chunk_slices', 'ar_mse', 'mape', 'layerwise_mse',
-           'soft_histogram', 'js_distance', 'jensen_shannon', 'fft_l1', 'mel_spectrogram', 'mel', 'frechet_distance',
-           'mel_frames', 'mel_fid', 'gw_1d', 'gromov_wasserstein', 'sublevel_diagram', 'bottleneck_diagrams',
-           'bottleneck', 'latent_terms', 'latent', 'gaussian_smooth', 'landscapes', 'multipersistence_l2', 'get_loss',
+           'input_jacobians', 'jacobian_frobenius', 'fisher_rao', 'fisher', 'contractive_penalty', 'contractive',
+           'sinkhorn_1d', 'sinkhorn', 'norm_diff', 'chunk_slices', 'ar_mse', 'mape', 'layerwise_mse', 'soft_histogram',
+           'js_distance', 'jensen_shannon', 'fft_l1', 'mel_spectrogram', 'mel', 'frechet_distance', 'mel_frames',
+           'mel_fid', 'gw_1d', 'gromov_wasserstein', 'sublevel_diagram', 'bottleneck_diagrams', 'bottleneck',
+           'latent_terms', 'latent', 'gaussian_smooth', 'landscapes', 'multipersistence_l2', 'get_loss',
            'parse_loss_weights', 'CompositeLoss']
 
 # %% ../nbs/04_losses.ipynb #17213aad
@@ -117,24 +116,18 @@ def quantile(pred, target, ctx=None,
     return (u * (qs - (u < 0).to(u.dtype))).mean((1, 2))
 
 # %% ../nbs/04_losses.ipynb #ea6b5566
-_META_CNNS = {}
-def _meta_cnn(activation):
-    "A parameter-free (meta) ZooCNN used as the template for functional calls."
-    if activation not in _META_CNNS: _META_CNNS[activation] = ZooCNN(check_activation(activation)).to('meta')
-    return _META_CNNS[activation]
-
 def input_jacobians(vecs: torch.Tensor, # parameter vectors of M CNNs (M, 2464)
                     probe: torch.Tensor, # images (P, 1, 28, 28)
                     activation: str = 'relu', # the CNNs' activation
                     proj: torch.Tensor | None = None, # optional (k, 10) output directions: Jacobians of proj @ logits
                    ) -> torch.Tensor:
     "Input Jacobians of M CNNs' logits on probe images: (M, 10 or k, P, 1, 28, 28), differentiable w.r.t. `vecs`."
-    m = _meta_cnn(activation)
-    def one(p):
-        f = lambda x: functional_call(m, p, (x,))
+    check_activation(activation)
+    def one(v):
+        f = lambda x: cnn_forward(v[None], x, activation)[0]
         if proj is None: return jacrev(lambda x: f(x).sum(0))(probe)
         return jacrev(lambda x: (f(x) @ proj.T).sum(0))(probe)
-    return vmap(one)(vec_to_params(vecs))
+    return vmap(one)(vecs)
 
 # %% ../nbs/04_losses.ipynb #cca63f0d
 def jacobian_frobenius(pred, target, ctx=None,
@@ -161,7 +154,7 @@ def fisher_rao(log_p: torch.Tensor, # log-probabilities (..., C)
 def fisher(pred, target, ctx=None) -> torch.Tensor:
     "§4.5.3: Fisher–Rao distance between the two CNNs' predictive distributions, averaged over the probe images."
     pred, target = check_pair(pred, target); ctx = _ctx(ctx); ctx.need('fisher', 'probe')
-    logits = population_forward(torch.cat([pred, target]), ctx.probe.to(pred.device, pred.dtype), ctx.activation)
+    logits = cnn_forward(torch.cat([pred, target]), ctx.probe.to(pred.device, pred.dtype), ctx.activation)
     lp, lt = logits.log_softmax(-1).split(len(pred))
     return fisher_rao(lp, lt).mean(1)
 
@@ -175,19 +168,6 @@ ACT_DERIVS = {
     'gelu': lambda a: 0.5 * (1 + torch.erf(a / math.sqrt(2))) + a * torch.exp(-a ** 2 / 2) / math.sqrt(2 * math.pi),
 }  # derivative of each activation in `ACT_FNS`
 
-# %% ../nbs/04_losses.ipynb #0ed44e1d
-def cnn_features(vecs: torch.Tensor, # parameter vectors of M CNNs (M, 2464)
-                 x: torch.Tensor, # images (P, 1, 28, 28)
-                 activation: str = 'relu', # the CNNs' activation
-                ) -> torch.Tensor:
-    "Input of the hidden dense layer fc1, (M, P, 36), differentiable w.r.t. `vecs`."
-    act = ACT_FNS[check_activation(activation)]
-    def one(p):
-        h = act(F.max_pool2d(F.conv2d(x, p['conv1.weight'], p['conv1.bias']), 2))
-        h = act(F.max_pool2d(F.conv2d(h, p['conv2.weight'], p['conv2.bias']), 2))
-        return act(F.conv2d(h, p['conv3.weight'], p['conv3.bias'])).flatten(1)
-    return vmap(one)(vec_to_params(vecs))
-
 # %% ../nbs/04_losses.ipynb #c18c1a21
 def contractive_penalty(vecs: torch.Tensor, # parameter vectors of M CNNs (M, 2464)
                         x: torch.Tensor, # probe images (P, 1, 28, 28)
@@ -197,7 +177,7 @@ def contractive_penalty(vecs: torch.Tensor, # parameter vectors of M CNNs (M, 24
     "§4.5.4's λ Σ_i σ'(a_i)² ‖W_i‖² of the dense layer fc1, averaged over the probe images: (M,)."
     p = vec_to_params(vecs)
     W, b = p['fc1.weight'], p['fc1.bias']  # (M, 20, 36), (M, 20)
-    a = torch.einsum('mpj,mij->mpi', cnn_features(vecs, x, activation), W) + b[:, None]
+    a = torch.einsum('mpj,mij->mpi', cnn_forward(vecs, x, activation, hidden=True)[1]['fc1'], W) + b[:, None]
     return lam * (ACT_DERIVS[activation](a).pow(2) * W.pow(2).sum(-1)[:, None]).sum(-1).mean(-1)
 
 def contractive(pred, target, ctx=None,

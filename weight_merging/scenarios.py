@@ -5,7 +5,7 @@
 # %% ../nbs/01_scenarios.ipynb #99ccf082
 from __future__ import annotations
 import hashlib, json
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np

@@ -13,11 +13,13 @@ import pandas as pd
 import torch
 from fastcore.script import call_parse, store_true
 
-from .zoo import zoo_preset, build_zoo, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
+from .zoo import zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
+from .build import build_zoo
 from .scenarios import ScenarioConfig, make_scenario, find_triples
 from .train import TRAIN_PRESETS, MergerConfig, merger_preset, train_merger
-from .eval import (FinetuneConfig, CLConfig, CL_STRATEGIES, baseline_methods, evaluate, write_report, load_result,
-                                 load_merger, cluster_mean_ci, md_table)
+from .eval import FinetuneConfig, evaluate, cluster_mean_ci
+from .continual import CLConfig, CL_STRATEGIES
+from .report import baseline_methods, write_report, load_result, merger_from_run, md_table
 
 # %% auto #0
 __all__ = ['RUN_PRESETS', 'EVAL_DEFAULTS', 'eval_settings', 'fold_config', 'fold_triples', 'StageLog', 'zoo_stage', 'eval_fold',
@@ -113,7 +115,7 @@ def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run fol
                                   cl_sample=es['cl_sample'], n_fisher=es['n_fisher'], max_per_class=es['max_per_class'])
     mergers = []
     for s, d in sorted(merger_dirs.items()):
-        m = load_merger(d).method(); m.name = 'merger' if len(merger_dirs) == 1 else f'merger (seed {s})'; mergers.append(m)
+        m = merger_from_run(d).method(); m.name = 'merger' if len(merger_dirs) == 1 else f'merger (seed {s})'; mergers.append(m)
     ms = ms[:1] + mergers + ms[1:]
     ft = FinetuneConfig(steps=tuple(es['steps']), epochs=es['epochs'], eval_every=es['eval_every'], sample=es['ft_sample'], seed=es['seed'])
     res = {}

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .zoo import LAYERS, LAYER_SLICES, N_PARAMS, ACTIVATIONS
+from .zoo import LAYERS, LAYER_SLICES, N_PARAMS
 
 # %% auto #0
 __all__ = ['TOKENIZERS', 'HIDDEN_UNITS', 'consecutive_runs', 'IndexTokenizer', 'ChunkTokenizer', 'NeuronTokenizer',

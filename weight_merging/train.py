@@ -4,29 +4,25 @@
 
 # %% ../nbs/05_train.ipynb #52184db9
 from __future__ import annotations
-import json, math, os, time, platform, subprocess
-from dataclasses import dataclass, field, asdict, replace, fields
+import json, math, os, time
+from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from .zoo import (zoo_data, N_PARAMS, LAYERS, LAYER_SLICES, ACTIVATIONS, MEMBER_COLS, Zoo, load_zoo, load_data, ZooConfig,
-                                 evaluate_cnns, pad_indices, population_forward, atomic_write, ZooCNN, model_to_vec, build_zoo, PRESETS,
-                                 cli_errors)
+from .zoo import (zoo_data, N_PARAMS, LAYERS, LAYER_SLICES, Zoo, load_zoo, cnn_forward, score_cnns,
+                                atomic_write, ZooCNN, model_to_vec, PRESETS, cli_errors)
 from .scenarios import ScenarioConfig, make_scenario, Scenario, SPLITS
-from .tokenizer import LayerStandardizer, PermutationAugment, permute_weights, random_unit_perms
+from .tokenizer import LayerStandardizer, PermutationAugment
 from .transformer import TransformerAE, transformer_config, TransformerConfig
-from .losses import CompositeLoss, LossContext, LOSS_NEEDS
+from .losses import CompositeLoss, LossContext, fisher_rao, sublevel_diagram
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'setup_run', 'cnn_accuracy', 'triple_info',
-           'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict',
-           'reference_accuracies', 'distill_loss', 'ClassImages', 'composite_loss', 'train_merger', 'wm_train',
-           'save_run_report']
+__all__ = ['TRAIN_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'setup_run', 'triple_info', 'diagnostics',
+           'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict', 'reference_accuracies',
+           'distill_loss', 'ClassImages', 'composite_loss', 'train_merger', 'wm_train', 'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
@@ -114,27 +110,6 @@ def setup_run(cfg: MergerConfig) -> RunSetup:
     W = std.transform(torch.from_numpy(np.asarray(zoo.weights, dtype=np.float32)))
     return RunSetup(cfg, zoo, scen, model_cfg, loss, std, W, zoo_data(zoo), pairs)
 
-# %% ../nbs/05_train.ipynb #3b2bb130
-def cnn_accuracy(vecs: torch.Tensor,  # (T, 2464) CNN weights (not standardized)
-                 classes: list,  # per CNN, the digit classes it is scored on
-                 activations: list,  # per CNN, its activation
-                 data,  # MNISTData
-                 split: str = 'test',  # image split: 'val' or 'test'
-                 restrict: bool = False):  # argmax over `classes` only instead of all 10 logits
-    "Accuracy (%) of each CNN on `split` images of its `classes`; one batched computation per activation."
-    vecs = vecs.detach().float()
-    acc = torch.zeros(len(vecs))
-    for a in sorted(set(activations)):
-        sel = [i for i, x in enumerate(activations) if x == a]
-        idx = pad_indices([data.indices(split, classes[i]) for i in sel], data.x.device)
-        mask = None
-        if restrict:
-            mask = torch.zeros(len(sel), 10, dtype=torch.bool)
-            for j, i in enumerate(sel): mask[j, list(classes[i])] = True
-        _, a_acc, _ = evaluate_cnns(vecs[sel].to(data.x.device), data, idx, a, restrict=mask)
-        acc[sel] = a_acc.cpu()
-    return acc
-
 # %% ../nbs/05_train.ipynb #b3aaed42
 def triple_info(zoo: Zoo, pairs: torch.Tensor) -> dict:
     "Per triple: target classes C3, parents' classes, activation, and the shared initial weights θ0 (T, 2464)."
@@ -150,18 +125,6 @@ def triple_info(zoo: Zoo, pairs: torch.Tensor) -> dict:
 def _w2_sorted(a, b):
     "Exact 1-D Wasserstein-2 distance between the empirical distributions of rows of a and b."
     return ((a.sort(-1).values - b.sort(-1).values)**2).mean(-1).sqrt()
-
-def _fisher_rao(pa, pb, activation, x):
-    "Fisher-Rao distance 2·arccos Σ√(p·q) between the predictive distributions of CNN pairs, averaged over images."
-    p, q = population_forward(pa, x, activation).softmax(-1), population_forward(pb, x, activation).softmax(-1)
-    return (2*torch.arccos(((p*q).sqrt().sum(-1)).clamp(max=1.))).mean(-1)
-
-def _persistence(v: np.ndarray):
-    import gudhi
-    cc = gudhi.CubicalComplex(top_dimensional_cells=v)
-    cc.compute_persistence()
-    d = np.array([p for _, p in cc.persistence() if np.isfinite(p[1])]).reshape(-1, 2)
-    return d
 
 def _mapper_stats(X: np.ndarray) -> dict:
     import networkx as nx
@@ -187,7 +150,7 @@ def diagnostics(pred: torch.Tensor,  # (T, 2464) predicted CNN weights (not stan
     import gudhi
     pred, target = pred.float().cpu(), target.float().cpu()
     sc, arr = {}, {}
-    fr = torch.cat([_fisher_rao(pred[[i]], target[[i]], a, probe_x) for i, a in enumerate(activations)])
+    fr = torch.cat([fisher_rao(*(F.log_softmax(cnn_forward(v[[i]], probe_x, a), -1) for v in (pred, target))).mean(-1) for i, a in enumerate(activations)])
     sc['diag/fisher_rao'] = fr.mean().item()
     sc['diag/wasserstein2'] = _w2_sorted(pred, target).mean().item()
     for k, s in LAYER_SLICES.items():
@@ -198,7 +161,7 @@ def diagnostics(pred: torch.Tensor,  # (T, 2464) predicted CNN weights (not stan
         name = k.split('.')[0]
         arr[f'spectrum/{name}/pred'], arr[f'spectrum/{name}/target'] = sp.mean(0).tolist(), st.mean(0).tolist()
         sc[f'spectrum/{name}/top_pred'], sc[f'spectrum/{name}/top_target'] = sp[:, 0].mean().item(), st[:, 0].mean().item()
-    dp = [_persistence(v) for v in pred.numpy()]; dt = [_persistence(v) for v in target.numpy()]
+    dp, dt = ([sublevel_diagram(v)[0].numpy() for v in X.double()] for X in (pred, target))
     sc['persistence/points_pred'] = float(np.mean([len(d) for d in dp])); sc['persistence/points_target'] = float(np.mean([len(d) for d in dt]))
     sc['persistence/total_pred'] = float(np.mean([(d[:, 1] - d[:, 0]).sum() for d in dp]))
     sc['persistence/total_target'] = float(np.mean([(d[:, 1] - d[:, 0]).sum() for d in dt]))
@@ -295,7 +258,7 @@ def reference_accuracies(zoo: Zoo, pairs: torch.Tensor, data, split: str = 'val'
     "Mean accuracy (%) on C3's images of θ0, the parents' average, each parent and the true C3 model, over triples `pairs`."
     info = triple_info(zoo, pairs)
     w1, w2, w3 = (zoo.vectors(pairs[:, i]) for i in range(3))
-    f = lambda v: round(cnn_accuracy(v, info['c3'], info['activation'], data, split).mean().item(), 3)
+    f = lambda v: round(float(score_cnns(v, info['activation'], data, info['c3'], split).acc.mean()), 3)
     return dict(theta0=f(info['theta0']), average=f((w1 + w2)/2), parent1=f(w1), parent2=f(w2), target=f(w3))
 
 # %% ../nbs/05_train.ipynb #fcab7ebd
@@ -305,8 +268,8 @@ def distill_loss(pred: torch.Tensor,  # (B, 2464) predicted CNNs (not standardiz
                  activation: str = 'relu',  # the CNNs' activation
                  T: float = 2.) -> torch.Tensor:  # temperature
     "T² · mean over images of KL(softmax(target/T) ‖ softmax(pred/T)): (B,)."
-    lp = F.log_softmax(population_forward(pred, x, activation) / T, -1)
-    with torch.no_grad(): lt = F.log_softmax(population_forward(target, x, activation) / T, -1)
+    lp = F.log_softmax(cnn_forward(pred, x, activation) / T, -1)
+    with torch.no_grad(): lt = F.log_softmax(cnn_forward(target, x, activation) / T, -1)
     return T * T * (lt.exp() * (lt - lp)).sum(-1).mean(-1)
 
 # %% ../nbs/05_train.ipynb #6b2ee7ba
@@ -354,8 +317,8 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
     precision = ('bf16' if cuda else 'no') if cfg.precision == 'auto' else cfg.precision
-    acc = Accelerator(mixed_precision=precision, cpu=not cuda)
-    dev = acc.device
+    accel = Accelerator(mixed_precision=precision, cpu=not cuda)
+    dev = accel.device
     torch.manual_seed(cfg.seed)
     model = TransformerAE(S.model_cfg)
     enc = [p for m in model.encoders for p in m.parameters()]
@@ -363,7 +326,7 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
               dict(params=list(model.decoder.parameters()), lr=cfg.lr_decoder or cfg.lr)]
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     n_pairs = len(S.pairs['train']); n_samples = n_pairs*(2 if cfg.both_orders else 1)
-    per_proc = n_samples // acc.num_processes
+    per_proc = n_samples // accel.num_processes
     steps = max(1, math.ceil(per_proc/cfg.batch_size))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, [_lr_lambda(steps*cfg.epochs, int(cfg.warmup_epochs*steps))]*3)
     start, best, best_epoch, bad, history = 1, -1., 0, 0, []
@@ -373,8 +336,8 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
         if (mm := _ckpt_config_mismatch(st['config'], cfg)): raise ValueError(f"{last} does not match this configuration: " + '; '.join(mm))
         model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
         start, best, best_epoch, bad, history = st['epoch'] + 1, st['best'], st['best_epoch'], st['bad_epochs'], st['history']
-    model, opt = acc.prepare(model, opt)
-    core = acc.unwrap_model(model)
+    model, opt = accel.prepare(model, opt)
+    core = accel.unwrap_model(model)
     W, std, data = S.W.to(dev), S.std.to(dev), S.data.to(dev)
     train_pairs = S.pairs['train'].to(dev)
     val_pairs = S.pairs['val']; vinfo = triple_info(S.zoo, val_pairs)
@@ -387,18 +350,18 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
         from weight_merging.tokenizer import PermutationBank
         aug = PermutationAugment(PermutationBank(cfg.permutations, seed=cfg.seed) if cfg.permutations > 0 else None)
     run_name = f"{S.scenario.name}-{cfg.preset}-seed{cfg.seed}"
-    logger = RunLogger(out, cfg, run_name, start - 1, acc.is_main_process)
-    if acc.is_main_process:
+    logger = RunLogger(out, cfg, run_name, start - 1, accel.is_main_process)
+    if accel.is_main_process:
         S.scenario.save(out/'scenario'); std.save(out/'standardizer.pt')
         atomic_write(out/'config.json', lambda p: p.write_text(json.dumps(cfg.to_dict(), indent=1)))
-    bar = tqdm(range(start, cfg.epochs + 1), desc=run_name, disable=not (progress and acc.is_main_process), initial=start - 1, total=cfg.epochs)
+    bar = tqdm(range(start, cfg.epochs + 1), desc=run_name, disable=not (progress and accel.is_main_process), initial=start - 1, total=cfg.epochs)
     t0 = time.time()
     for epoch in bar:
         g = torch.Generator().manual_seed(cfg.seed*100_003 + epoch)
         torch.manual_seed(cfg.seed*100_003 + epoch)  # dropout
         if aug is not None: aug.generator = g
         if c3_images is not None: c3_images.g.manual_seed(cfg.seed*100_003 + epoch)  # per epoch, so a resumed run draws the same images
-        order = torch.randperm(n_samples, generator=g)[acc.process_index*per_proc:(acc.process_index + 1)*per_proc].to(dev)
+        order = torch.randperm(n_samples, generator=g)[accel.process_index*per_proc:(accel.process_index + 1)*per_proc].to(dev)
         model.train(); sums = {}
         for b in range(steps):
             ib = order[b*cfg.batch_size:(b + 1)*cfg.batch_size]
@@ -408,7 +371,7 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
             w = W[rows]
             if aug is not None: w = aug(w)
             w1, w2, wt = w[:, 0], w[:, 1], w[:, 2]
-            with acc.autocast():
+            with accel.autocast():
                 pred = model(w1, w2).float()
             acts = list(acts_all[rows[:, 2].cpu().numpy()])
             total, comps = composite_loss(S.loss, std.inverse(pred), std.inverse(wt), acts, std, core, std.inverse(w1), std.inverse(w2), probe_x)
@@ -421,8 +384,8 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
                 comps['distill'] = dl; total = total + cfg.distill * dl
             total = total.mean()
             opt.zero_grad(set_to_none=True)
-            acc.backward(total)
-            if cfg.clip_norm: acc.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            accel.backward(total)
+            if cfg.clip_norm: accel.clip_grad_norm_(model.parameters(), cfg.clip_norm)
             opt.step(); sched.step()
             with torch.no_grad():
                 sums['loss/total'] = sums.get('loss/total', 0.) + total.item()
@@ -434,35 +397,35 @@ def train_merger(cfg: MergerConfig,  # the run's configuration
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             vp = predict(core, std, S.zoo.vectors(val_pairs[:, 0]), S.zoo.vectors(val_pairs[:, 1]))
             vt = S.zoo.vectors(val_pairs[:, 2])
-            va = cnn_accuracy(vp, vinfo['c3'], vinfo['activation'], data, cfg.select_images)
+            va = score_cnns(vp.detach().float(), vinfo['activation'], data, vinfo['c3'], cfg.select_images).acc
             with torch.no_grad():
                 vl, _ = composite_loss(S.loss, vp.to(dev), vt.to(dev), vinfo['activation'], std, core,
                                        S.zoo.vectors(val_pairs[:, 0]).to(dev), S.zoo.vectors(val_pairs[:, 1]).to(dev), probe_x)
             sc.update({'val/loss': vl.mean().item(), 'val/pred_mse': F.mse_loss(std.transform(vp.to(dev)), std.transform(vt.to(dev))).item(),
-                       'val/cnn_accuracy': va.mean().item()})
+                       'val/cnn_accuracy': float(va.mean())})
             if epoch % cfg.diag_every == 0 or epoch == cfg.epochs:
                 k = min(cfg.diag_triples, len(vp))
                 dsc, arrays = diagnostics(vp[:k], vt[:k], vinfo['activation'][:k], probe_x.cpu())
                 sc.update(dsc)
             if sc['val/cnn_accuracy'] > best:
                 best, best_epoch, bad = sc['val/cnn_accuracy'], epoch, 0
-                if acc.is_main_process: save_checkpoint(out/'best.pt', core, std, cfg, S.model_cfg, epoch=epoch, val_cnn_accuracy=best)
+                if accel.is_main_process: save_checkpoint(out/'best.pt', core, std, cfg, S.model_cfg, epoch=epoch, val_cnn_accuracy=best)
             else: bad += 1
         history.append(dict(epoch=epoch, **{k: sc[k] for k in ('loss/total', 'val/cnn_accuracy', 'val/loss') if k in sc}))
         logger.log(epoch, sc, arrays)
-        if acc.is_main_process:
+        if accel.is_main_process:
             save_checkpoint(last, core, std, cfg, S.model_cfg, optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch,
                             best=best, best_epoch=best_epoch, bad_epochs=bad, history=history)
         bar.set_postfix(loss=f"{sc['loss/total']:.4f}", val_acc=f"{sc.get('val/cnn_accuracy', float('nan')):.1f}")
-        acc.wait_for_everyone()
+        accel.wait_for_everyone()
         if cfg.patience and bad >= cfg.patience: break
         if stop_after is not None and epoch >= stop_after: break
     bar.close(); logger.finish()
     summary = dict(run=run_name, epochs_run=history[-1]['epoch'] if history else start - 1, best_epoch=best_epoch,
                    val_cnn_accuracy=best, val_baselines=reference_accuracies(S.zoo, val_pairs, data, cfg.select_images),
-                   seconds=time.time() - t0, processes=acc.num_processes, precision=precision,
+                   seconds=time.time() - t0, processes=accel.num_processes, precision=precision,
                    train_triples=n_pairs, val_triples=len(val_pairs), config=cfg.to_dict())
-    if acc.is_main_process: atomic_write(out/'summary.json', lambda p: p.write_text(json.dumps(summary, indent=1)))
+    if accel.is_main_process: atomic_write(out/'summary.json', lambda p: p.write_text(json.dumps(summary, indent=1)))
     return summary
 
 # %% ../nbs/05_train.ipynb #63315cf4

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_zoo.ipynb #bdca2329
 from __future__ import annotations
-import contextlib, hashlib, importlib, itertools, json, math, os, shutil, sys, time
+import contextlib, hashlib, importlib, itertools, json, math, os, sys, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Sequence
@@ -14,18 +14,15 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call, vmap
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES', 'ACT_FNS', 'DATA_DIR', 'DIGITS_NPZ',
            'MNIST_MEAN', 'MNIST_STD', 'PRESETS', 'MEMBER_COLS', 'META_COLS', 'param_columns', 'check_activation',
            'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model', 'vec_to_params', 'params_to_vec',
-           'population_forward', 'MNISTData', 'stratified_split', 'load_digits', 'load_mnist', 'load_data',
-           'experiences', 'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec', 'TrainResult', 'pad_indices',
-           'evaluate_cnns', 'train_population', 'train_model', 'history_gif', 'ZooConfig', 'zoo_preset', 'zoo_specs',
-           'zoo_chunks', 'atomic_write', 'shard_chunks', 'build_zoo', 'Zoo', 'save_zoo', 'assemble_zoo', 'zoo_stats',
-           'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data', 'merge_shards', 'require', 'cli_errors',
-           'run_provenance', 'wm_zoo']
+           'cnn_forward', 'MNISTData', 'stratified_split', 'load_digits', 'load_mnist', 'load_data', 'experiences',
+           'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec', 'score_cnns', 'ZooConfig', 'zoo_preset', 'zoo_specs',
+           'zoo_chunks', 'atomic_write', 'Zoo', 'save_zoo', 'zoo_stats', 'write_zoo_csv', 'read_zoo_csv', 'load_zoo',
+           'zoo_data', 'require', 'cli_errors', 'run_provenance']
 
 # %% ../nbs/00_zoo.ipynb #099f8d44
 ACTIVATIONS = ('gelu', 'relu', 'silu', 'leakyrelu', 'sigmoid', 'tanh')  # the report's activation index 0-5
@@ -133,17 +130,31 @@ def params_to_vec(params: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([params[k].reshape(*lead, -1) for k in LAYERS], -1)
 
 # %% ../nbs/00_zoo.ipynb #4b6cc0b8
-_TEMPLATES = {}
-def _template(activation):
-    if activation not in _TEMPLATES: _TEMPLATES[activation] = ZooCNN(activation).to('meta')
-    return _TEMPLATES[activation]
-
-def population_forward(params, x: torch.Tensor, activation='relu') -> torch.Tensor:
-    "Logits (M, B, 10) of M CNNs (vectors (M, 2464) or a dict of stacked tensors) on x (M, B, 1, 28, 28) or shared (B, 1, 28, 28)."
-    if isinstance(params, torch.Tensor): params = vec_to_params(params)
-    m = _template(check_activation(activation))
-    f = lambda p, xb: functional_call(m, p, (xb,))
-    return vmap(f, in_dims=(0, 0 if x.dim() == 5 else None), randomness='different')(params, x)
+def cnn_forward(params,  # (M, 2464) parameter vectors, or a dict of stacked layer tensors (M, *shape)
+                x: torch.Tensor,  # images shared by all M CNNs (n, 1, 28, 28), or each CNN's own (M, n, 1, 28, 28)
+                activation: str = 'relu',
+                dropout: float = 0.,  # dropout after every hidden activation (training only)
+                hidden: bool = False):  # also return the input of conv2, conv3, fc1 and fc2 of each CNN
+    "Logits (M, n, 10) of M zoo CNNs, the `ZooCNN` forward pass batched over models; differentiable."
+    P = vec_to_params(params) if isinstance(params, torch.Tensor) else params
+    act, M, n = ACT_FNS[check_activation(activation)], len(P['conv1.bias']), x.shape[-4]
+    if x.shape[-3:] != (1, 28, 28) or x.dim() not in (4, 5) or (x.dim() == 5 and len(x) != M):
+        raise ValueError(f"expected images (n, 1, 28, 28) or ({M}, n, 1, 28, 28), got {tuple(x.shape)}")
+    drop = (lambda h: F.dropout(h, dropout)) if dropout else (lambda h: h)
+    W1, b1 = P['conv1.weight'].reshape(M * 8, 1, 5, 5), P['conv1.bias'].reshape(-1)
+    if x.dim() == 4 and not torch.is_grad_enabled():  # conv1 at the 4 offsets of each pooling window as one product, then the max
+        U = F.unfold(x, 5).transpose(1, 2).reshape(n, 12, 2, 12, 2, 25).permute(2, 4, 0, 1, 3, 5).reshape(4, n * 144, 25)
+        h = (U @ W1.reshape(M * 8, 25).T).amax(0).view(n, 12, 12, M * 8).permute(0, 3, 1, 2) + b1.reshape(1, -1, 1, 1)
+    elif x.dim() == 4: h = F.max_pool2d(F.conv2d(x, W1, b1), 2)  # with gradients: max_pool2d's choice among ties, as in ZooCNN
+    else: h = F.max_pool2d(F.conv2d(x.transpose(0, 1).reshape(n, M, 28, 28), W1, b1, groups=M), 2)
+    h1 = drop(act(h))  # (n, M*8, 12, 12): CNN m's channels are 8m … 8m+7
+    h2 = drop(act(F.max_pool2d(F.conv2d(h1, P['conv2.weight'].reshape(M * 6, 8, 5, 5), P['conv2.bias'].reshape(-1), groups=M), 2)))
+    h3 = drop(act(F.conv2d(h2, P['conv3.weight'].reshape(M * 4, 6, 2, 2), P['conv3.bias'].reshape(-1), groups=M)).reshape(n, M, 36).transpose(0, 1))
+    h4 = drop(act(torch.baddbmm(P['fc1.bias'][:, None], h3, P['fc1.weight'].transpose(1, 2))))
+    out = torch.baddbmm(P['fc2.bias'][:, None], h4, P['fc2.weight'].transpose(1, 2))
+    if not hidden: return out
+    per_cnn = lambda h, c, s: h.reshape(n, M, c, s, s).transpose(0, 1)
+    return out, {'conv2': per_cnn(h1, 8, 12), 'conv3': per_cnn(h2, 6, 4), 'fc1': h3, 'fc2': h4}
 
 # %% ../nbs/00_zoo.ipynb #0c295027
 DATA_DIR = Path(__file__).parent/'data' if '__file__' in globals() else Path('../weight_merging/data')
@@ -159,10 +170,13 @@ class MNISTData:
     idx: dict  # split name -> LongTensor of indices
     source: str = 'digits'
 
-    def indices(self, split: str, classes: Sequence[int]) -> torch.Tensor:
-        "Indices of `split` ('train', 'val', 'test') whose label is in `classes`, in split order."
+    def indices(self, split: str, classes: Sequence[int], max_per_class: int | None = None) -> torch.Tensor:
+        "Indices of `split` ('train', 'val', 'test') whose label is in `classes`, in split order (the first `max_per_class` of each)."
         i = self.idx[split]
-        return i[torch.isin(self.y[i], torch.as_tensor(list(classes)))]
+        i = i[torch.isin(self.y[i], torch.as_tensor(list(classes)))]
+        if max_per_class is None or not len(i): return i
+        y = self.y[i]
+        return torch.cat([i[y == c][:max_per_class] for c in sorted({int(c) for c in classes})])
 
     def to(self, device):
         "The same data on `device`."
@@ -257,7 +271,6 @@ class TrainConfig:
     margin: float = 0.05  # stagnation margin, in accuracy points
     min_epochs: int | None = None  # no early stop before this epoch (default: the first bin)
     dropout: float = 0.  # dropout of the CNN
-    eval_batch: int = 2048  # images per evaluation step
 
     def __post_init__(self):
         self.bins = tuple(sorted(self.bins))
@@ -289,131 +302,47 @@ class ModelSpec:
         "Seed of this model's data order, from the spec alone (so it does not depend on who else trains beside it)."
         return int.from_bytes(hashlib.sha256(self.key.encode()).digest()[:7], 'little')
 
-# %% ../nbs/00_zoo.ipynb #625f244b
-@dataclass
-class TrainResult:
-    "What training one model leaves: its checkpoints and its per-epoch history."
-    spec: ModelSpec
-    checkpoints: dict  # bin -> (epoch, float32 vector)
-    stop_epoch: int
-    history: dict  # name -> array over epochs: train_loss, val_acc, test_acc, test_loss, confusion (E, 10, 10)
-
-# %% ../nbs/00_zoo.ipynb #2ebfcbb0
-def pad_indices(rows: Sequence[torch.Tensor], device='cpu') -> torch.Tensor:
-    "Stack index tensors of different lengths into one (M, n_max) tensor padded with -1."
-    n = max([len(r) for r in rows] + [1])
-    out = torch.full((len(rows), n), -1, dtype=torch.long)
-    for i, r in enumerate(rows): out[i, :len(r)] = torch.as_tensor(r)
-    return out.to(device)
-
 # %% ../nbs/00_zoo.ipynb #a989db22
 @torch.no_grad()
-def evaluate_cnns(vecs: torch.Tensor, data: MNISTData, idx: torch.Tensor, activation='relu', restrict=None, eval_batch=2048):
-    "Loss, accuracy (%) and confusion (M, 10, 10) of M CNNs `vecs`, CNN i on images `idx[i]` (-1 = padding)."
-    M, n = idx.shape
-    dev = vecs.device
-    conf = torch.zeros(M, 10, 10, dtype=torch.long, device=dev)
-    loss = torch.zeros(M, device=dev); cnt = (idx >= 0).sum(1)
-    step = max(1, eval_batch // max(M, 1))
-    for s in range(0, n, step):
-        ib = idx[:, s:s + step]; valid = ib >= 0; ib = ib.clamp(min=0)
-        logits = population_forward(vecs, data.x[ib], activation).float()
-        y = data.y[ib]
-        l = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction='none').view_as(y)
-        loss += (l*valid).sum(1)
-        if restrict is not None: logits = logits.masked_fill(~restrict.to(dev)[:, None, :].bool(), float('-inf'))
-        flat = (torch.arange(M, device=dev)[:, None]*100 + y*10 + logits.argmax(-1))[valid]
-        conf += torch.bincount(flat, minlength=M*100).view(M, 10, 10)
-    acc = 100.*conf.diagonal(dim1=1, dim2=2).sum(1)/cnt.clamp(min=1)
-    return loss/cnt.clamp(min=1), acc, conf
-
-# %% ../nbs/00_zoo.ipynb #425ba90d
-def train_population(specs: Sequence[ModelSpec], data: MNISTData, cfg: TrainConfig = None, device='cpu') -> list[TrainResult]:
-    "Train CNNs of one activation and one experience size together; each gets exactly its own Adam and data order."
-    cfg = cfg or TrainConfig()
-    specs = list(specs)
-    acts, sizes = {s.activation for s in specs}, {len(s.classes) for s in specs}
-    if len(acts) != 1 or len(sizes) != 1: raise ValueError(f"a population needs one activation and one experience size, got {acts} and {sizes}")
-    act, M = specs[0].activation, len(specs)
-    splits = {r: data.replica(r) for r in {s.replica for s in specs}}  # each replica trains on its own split
-    tr_rows = [splits[s.replica].indices('train', s.classes) for s in specs]
-    n = len(tr_rows[0])
-    if any(len(r) != n for r in tr_rows): raise ValueError("experiences of one population need equal training sets (use a balanced split)")
-    tr_idx = torch.stack(tr_rows).to(device)
-    val_idx, te_idx = pad_indices([splits[s.replica].indices('val', s.classes) for s in specs], device), pad_indices([data.indices('test', s.classes) for s in specs], device)
-    gens = [torch.Generator().manual_seed(s.data_seed()) for s in specs]
-    w = torch.stack([model_to_vec(ZooCNN(s.activation, s.init, s.seed)) for s in specs]).to(device)
-    params = {k: nn.Parameter(v.contiguous()) for k, v in vec_to_params(w).items()}
-    tmpl = ZooCNN(act, dropout=cfg.dropout).to('meta')
-    fwd = vmap(lambda p, xb: functional_call(tmpl, p, (xb,)), randomness='different')
-    steps = math.ceil(n / cfg.batch_size)
-    opt = torch.optim.Adam(params.values(), lr=cfg.base_lr)
-    sched = torch.optim.lr_scheduler.CyclicLR(opt, cfg.base_lr, cfg.max_lr, step_size_up=max(1, round(cfg.cycle_epochs*steps)), cycle_momentum=False)
-    alive = list(range(M))  # population row -> spec index
-    hist = {k: np.full((M, cfg.epochs), np.nan, np.float32) for k in ('train_loss', 'val_acc', 'test_acc', 'test_loss')}
-    hist['confusion'] = np.zeros((M, cfg.epochs, 10, 10), np.int32)
-    ckpt, stop, prev, stag = [dict() for _ in specs], [cfg.epochs]*M, [None]*M, [0]*M
-    for ep in range(1, cfg.epochs + 1):
-        tmpl.train()
-        perms = torch.stack([torch.randperm(n, generator=gens[j]) for j in alive]).to(device)
-        ep_loss = torch.zeros(len(alive), device=device)
-        for s in range(steps):
-            rows = torch.arange(len(alive), device=device)
-            ib = tr_idx[torch.as_tensor(alive, device=device)][rows[:, None], perms[:, s*cfg.batch_size:(s + 1)*cfg.batch_size]]
-            logits = fwd(params, data.x[ib])
-            l = F.cross_entropy(logits.flatten(0, 1), data.y[ib].flatten(), reduction='none').view(ib.shape).mean(1)
-            opt.zero_grad(set_to_none=True); l.sum().backward(); opt.step(); sched.step()
-            ep_loss += l.detach()*ib.shape[1]
-        tmpl.eval()
-        with torch.no_grad():
-            vec = params_to_vec({k: p.detach() for k, p in params.items()})
-            al = torch.as_tensor(alive, device=device)
-            _, vacc, _ = evaluate_cnns(vec, data, val_idx[al], act, eval_batch=cfg.eval_batch)
-            tloss, tacc, conf = evaluate_cnns(vec, data, te_idx[al], act, eval_batch=cfg.eval_batch)
-        keep = []
-        for r, j in enumerate(alive):
-            va = float(vacc[r])
-            hist['train_loss'][j, ep-1] = float(ep_loss[r])/n; hist['val_acc'][j, ep-1] = va
-            hist['test_acc'][j, ep-1] = float(tacc[r]); hist['test_loss'][j, ep-1] = float(tloss[r]); hist['confusion'][j, ep-1] = conf[r].cpu().numpy()
-            stag[j] = stag[j] + 1 if prev[j] is not None and abs(va - prev[j]) <= cfg.margin else 0
-            prev[j] = va
-            done = ep == cfg.epochs or (ep >= cfg.min_epochs and stag[j] >= cfg.patience)
-            b = bin_of(ep, cfg.bins)
-            if b is not None and (ep == b or done): ckpt[j][b] = (ep, vec[r].float().cpu().numpy().copy())
-            if done: stop[j] = ep
-            else: keep.append(r)
-        if not keep: break
-        if len(keep) < len(alive):  # drop stopped models from the weights and from Adam's state
-            kt = torch.as_tensor(keep, device=device)
-            for k, p in list(params.items()):
-                q = params[k] = nn.Parameter(p.detach()[kt].contiguous())
-                st = opt.state.pop(p)
-                opt.state[q] = {n: (v[kt].contiguous() if n.startswith('exp_avg') else v) for n, v in st.items()}
-            opt.param_groups[0]['params'] = list(params.values())
-            alive = [alive[r] for r in keep]
-    return [TrainResult(s, ckpt[j], stop[j], {k: v[j, :stop[j]] for k, v in hist.items()}) for j, s in enumerate(specs)]
-
-# %% ../nbs/00_zoo.ipynb #01bafc73
-def train_model(spec: ModelSpec, data: MNISTData, cfg: TrainConfig = None, device='cpu') -> TrainResult:
-    "Train one zoo CNN the report's way (a population of one)."
-    return train_population([spec], data, cfg, device)[0]
-
-# %% ../nbs/00_zoo.ipynb #541a778e
-def history_gif(history: dict, path, title='', fps=2):
-    "Write a GIF of the per-epoch test confusion matrix and accuracy curve of one model's `history`."
-    import matplotlib; import matplotlib.pyplot as plt
-    from matplotlib.animation import FuncAnimation, PillowWriter
-    conf, acc = np.asarray(history['confusion']), np.asarray(history['test_acc'])
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.6))
-    def draw(e):
-        a1.clear(); a2.clear()
-        a1.imshow(conf[e], cmap='Blues'); a1.set_xlabel('predicted'); a1.set_ylabel('true'); a1.set_title(f'{title} epoch {e+1}')
-        a1.set_xticks(range(10)); a1.set_yticks(range(10))
-        a2.plot(np.arange(1, e + 2), acc[:e + 1], 'o-'); a2.set_xlim(0.5, len(acc) + .5); a2.set_ylim(0, 100)
-        a2.set_xlabel('epoch'); a2.set_ylabel('test accuracy (%)')
-    anim = FuncAnimation(fig, draw, frames=len(acc))
-    anim.save(str(path), writer=PillowWriter(fps=fps)); plt.close(fig)
-    return Path(path)
+def score_cnns(models,  # (M, 2464) CNN vectors, or M models with `.logits(x)` and indexing (an output ensemble)
+               activation,  # the CNNs' activation, or one per model
+               data: MNISTData,
+               classes: Sequence,  # classes[i]: the digits whose images model i is scored on
+               split: str = 'test', max_per_class: int | None = None,
+               confusion: bool = False,  # also return each model's (10, 10) confusion matrix (rows: true digit)
+               keep_confidence: bool = False,  # also return each image's max softmax probability ('msp')
+               model_chunk: int = 96, image_chunk: int = 16) -> pd.DataFrame:
+    "Per model: loss, 10-way accuracy (%) and accuracy restricted to its classes, on the `split` images of `classes[i]`."
+    M = len(models)
+    classes = [tuple(sorted(int(c) for c in cl)) for cl in classes]
+    acts = [activation] * M if isinstance(activation, str) else list(activation)
+    if len(classes) != M or len(acts) != M: raise ValueError(f"{M} models but {len(classes)} class sets and {len(acts)} activations")
+    out = {k: np.full(M, np.nan) for k in ('loss', 'acc', 'acc_restricted')}
+    out['n_images'], conf, msp = np.zeros(M, int), np.zeros((M, 10, 10), np.int64), [np.zeros(0, np.float32)] * M
+    groups = {}
+    for i, key in enumerate(zip(acts, classes)): groups.setdefault(key, []).append(i)
+    for (a, cl), idx in groups.items():
+        ii = data.indices(split, cl, max_per_class)
+        if not len(ii): continue
+        x, y = data.x[ii], data.y[ii]
+        allowed = torch.zeros(10, dtype=torch.bool, device=x.device); allowed[list(cl)] = True
+        for s in range(0, len(idx), model_chunk):
+            sel = idx[s:s + model_chunk]
+            ms = models[torch.as_tensor(sel)]
+            fwd = ms.logits if hasattr(ms, 'logits') else (lambda xb: cnn_forward(ms.to(xb.dtype), xb, a))
+            lg = torch.cat([fwd(x[j:j + image_chunk]) for j in range(0, len(x), image_chunk)], 1).float()  # (m, n, 10)
+            pred = lg.argmax(-1)
+            out['loss'][sel] = F.cross_entropy(lg.transpose(1, 2), y.expand(len(sel), -1), reduction='none').mean(1).cpu().numpy()
+            out['acc'][sel] = (100. * (pred == y).float().mean(1)).cpu().numpy()
+            out['acc_restricted'][sel] = (100. * (lg.masked_fill(~allowed, float('-inf')).argmax(-1) == y).float().mean(1)).cpu().numpy()
+            if confusion: conf[sel] = torch.stack([torch.bincount(y * 10 + p, minlength=100).view(10, 10) for p in pred]).cpu().numpy()
+            if keep_confidence:
+                for k, i in enumerate(sel): msp[i] = F.softmax(lg[k], -1).amax(-1).cpu().numpy()
+        out['n_images'][idx] = len(ii)
+    df = pd.DataFrame(out)
+    if confusion: df['confusion'] = list(conf)
+    if keep_confidence: df['msp'] = msp
+    return df
 
 # %% ../nbs/00_zoo.ipynb #55d16f5e
 @dataclass
@@ -445,7 +374,8 @@ class ZooConfig:
     @classmethod
     def from_dict(cls, d: dict):
         d = {k: v for k, v in d.items() if not k.startswith('_')}
-        return cls(**{**d, 'train': TrainConfig(**{**d['train'], 'bins': tuple(d['train']['bins'])})})
+        t = {k: v for k, v in d['train'].items() if k != 'eval_batch'}  # (a field of older zoos, no longer used)
+        return cls(**{**d, 'train': TrainConfig(**{**t, 'bins': tuple(t['bins'])})})
 
 # %% ../nbs/00_zoo.ipynb #447c8493
 PRESETS = {
@@ -483,82 +413,6 @@ def atomic_write(path, write_fn):
     finally:
         if tmp.exists(): tmp.unlink()
     return path
-
-# %% ../nbs/00_zoo.ipynb #e5e508cd
-def _chunk_path(out, i): return Path(out)/'chunks'/f'chunk-{i:05d}.npz'
-
-def _save_chunk(path, results: list[TrainResult], epochs: int):
-    rows = [(j, b, e) for j, r in enumerate(results) for b, (e, _) in sorted(r.checkpoints.items())]
-    w = np.stack([results[j].checkpoints[b][1] for j, b, _ in rows]).astype(np.float32) if rows else np.zeros((0, N_PARAMS), np.float32)
-    H = {k: np.full((len(results), epochs), np.nan, np.float32) for k in ('train_loss', 'val_acc', 'test_acc', 'test_loss')}
-    H['confusion'] = np.zeros((len(results), epochs, 10, 10), np.int32)
-    for j, r in enumerate(results):
-        for k in H: H[k][j, :len(r.history[k])] = r.history[k]
-    arrays = dict(weights=w, row_model=np.array([j for j, _, _ in rows], np.int32), row_bin=np.array([b for _, b, _ in rows], np.int32),
-                  row_epoch=np.array([e for _, _, e in rows], np.int32), keys=np.array([r.spec.key for r in results]),
-                  stop_epoch=np.array([r.stop_epoch for r in results], np.int32), **{f'hist_{k}': v for k, v in H.items()})
-    def write(tmp):
-        with open(tmp, 'wb') as f: np.savez_compressed(f, **arrays)
-    atomic_write(path, write)
-
-# %% ../nbs/00_zoo.ipynb #a98241be
-def _train_chunk(args):
-    "Worker: train one chunk on one thread and write its file."
-    cfg_dict, i, out, device, threads = args
-    cfg = ZooConfig.from_dict(cfg_dict)
-    torch.set_num_threads(threads)
-    data = _load_zoo_data(cfg, cfg_dict.get('_mnist_dir'), cfg_dict.get('_download', False)).to(device)
-    chunk = zoo_chunks(cfg)[i]
-    t = time.time()
-    res = train_population(chunk, data, cfg.train, device)
-    _save_chunk(_chunk_path(out, i), res, cfg.train.epochs)
-    return i, len(chunk), sum(len(r.history['val_acc']) for r in res), time.time() - t
-
-def _load_zoo_data(cfg: ZooConfig, mnist_dir=None, download=False) -> MNISTData:
-    return load_data(cfg.data, mnist_dir, download, cfg.n_train, cfg.n_val, cfg.split_seed)
-
-# %% ../nbs/00_zoo.ipynb #c66ab785
-def shard_chunks(n_chunks: int, i: int, n: int) -> list[int]:
-    "The chunk indices that shard `i` of `n` builds: every n-th chunk from the i-th."
-    return list(range(i, n_chunks, n))
-
-# %% ../nbs/00_zoo.ipynb #8d4a358c
-def build_zoo(cfg: ZooConfig, out, shard=(0, 1), workers=None, device='cpu', mnist_dir=None, download=False,
-              progress=True, assemble=True) -> dict:
-    "Train every missing chunk of shard `shard` = (i, n) of zoo `cfg` into folder `out`; returns a summary."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    cfg_file, cd = out/'config.json', cfg.to_dict()
-    if cfg_file.exists():
-        old = ZooConfig.from_dict(json.loads(cfg_file.read_text())).to_dict()  # (fields added since default as before)
-        if old != cd: raise ValueError(f"{out} holds a zoo built with another configuration ({cfg_file}); use a new --out folder")
-    else: atomic_write(cfg_file, lambda p: p.write_text(json.dumps(cd, indent=1)))
-    si, sn = shard
-    if not 0 <= si < sn: raise ValueError(f"shard {si}/{sn}: need 0 <= i < n")
-    chunks = zoo_chunks(cfg)
-    mine = shard_chunks(len(chunks), si, sn)
-    todo = [i for i in mine if not _chunk_path(out, i).exists()]
-    if device != 'cpu': workers = 1
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    args = [({**cd, '_mnist_dir': mnist_dir and str(mnist_dir), '_download': download}, i, str(out), device, 1) for i in todo]
-    t0, done_models, model_epochs = time.time(), 0, 0
-    from tqdm.auto import tqdm
-    bar = tqdm(total=sum(len(chunks[i]) for i in todo), unit='model', desc=f'zoo {cfg.name}', disable=not progress)
-    if workers == 1:
-        prev = torch.get_num_threads()
-        try:
-            for a in args:
-                _, m, me, _ = _train_chunk(a); done_models += m; model_epochs += me; bar.update(m)
-        finally: torch.set_num_threads(prev)
-    else:
-        import multiprocessing as mp
-        with mp.get_context('spawn').Pool(workers) as pool:
-            for _, m, me, _ in pool.imap_unordered(_train_chunk, args):
-                done_models += m; model_epochs += me; bar.update(m)
-    bar.close()
-    summary = dict(chunks=len(mine), trained_chunks=len(todo), skipped_chunks=len(mine) - len(todo), trained_models=done_models,
-                   model_epochs=model_epochs, seconds=time.time() - t0, workers=workers)
-    if assemble and sn == 1: summary['zoo'] = assemble_zoo(out)
-    return summary
 
 # %% ../nbs/00_zoo.ipynb #bae1c4ad
 MEMBER_COLS = [str(c) for c in range(10)]  # the report's class-membership columns
@@ -604,28 +458,6 @@ class Zoo:
         idx = np.nonzero(keep)[0]
         return Zoo(self.weights[idx], self.meta.iloc[idx], self.config, self.history)
 
-# %% ../nbs/00_zoo.ipynb #2426ddf8
-def _meta_from_chunks(cfg: ZooConfig, out) -> tuple:
-    chunks, ws, rows, hist = zoo_chunks(cfg), [], [], {}
-    for i, chunk in enumerate(chunks):
-        p = _chunk_path(out, i)
-        if not p.exists(): raise FileNotFoundError(f"chunk {i} of {len(chunks)} is missing ({p}): build it (or merge its shard) first")
-        with np.load(p) as f:
-            keys = f['keys'].tolist()
-            if keys != [s.key for s in chunk]: raise ValueError(f"{p} holds other models than chunk {i} of this configuration")
-            ws.append(f['weights'])
-            for k in f.files:
-                if k.startswith('hist_'): hist.setdefault(k[5:], []).append(f[k])
-            hist.setdefault('keys', []).append(f['keys']); hist.setdefault('stop_epoch', []).append(f['stop_epoch'])
-            for j, b, e in zip(f['row_model'], f['row_bin'], f['row_epoch']):
-                s = chunk[j]
-                rows.append(dict(label=experience_id(s.classes), **{c: int(int(c) in s.classes) for c in MEMBER_COLS},
-                                 Accuracy=float(f['hist_test_acc'][j, e - 1]), epoch=int(e), activation=s.activation, init=s.init,
-                                 seed=s.seed, bin=int(b), val_accuracy=float(f['hist_val_acc'][j, e - 1]), stop_epoch=int(f['stop_epoch'][j]),
-                                 replica=s.replica))
-    weights = np.concatenate(ws) if ws else np.zeros((0, N_PARAMS), np.float32)
-    return weights, pd.DataFrame(rows, columns=META_COLS), {k: np.concatenate(v) for k, v in hist.items()}
-
 # %% ../nbs/00_zoo.ipynb #514e1327
 def save_zoo(zoo: Zoo, path) -> Path:
     "Write `zoo` as a binary folder: weights.npy, meta.csv, history.npz (if any), config.json; each file atomically."
@@ -637,15 +469,6 @@ def save_zoo(zoo: Zoo, path) -> Path:
     atomic_write(path/'config.json', lambda p: p.write_text(json.dumps(zoo.config, indent=1)))
     return path
 
-def assemble_zoo(out, csv=False) -> dict:
-    "Join the chunk files of folder `out` into its zoo (`out/zoo`, and `out/zoo.csv` if `csv`); returns statistics."
-    out = Path(out)
-    cfg = ZooConfig.from_dict(json.loads((out/'config.json').read_text()))
-    weights, meta, hist = _meta_from_chunks(cfg, out)
-    zoo = Zoo(weights, meta, cfg.to_dict(), hist)
-    save_zoo(zoo, out/'zoo')
-    if csv: write_zoo_csv(zoo, out/'zoo.csv')
-    return zoo_stats(zoo)
 
 # %% ../nbs/00_zoo.ipynb #cd1de7e5
 def zoo_stats(zoo: Zoo) -> dict:
@@ -726,6 +549,9 @@ Zoo.save = save_zoo
 Zoo.to_csv = write_zoo_csv
 
 # %% ../nbs/00_zoo.ipynb #deff7513
+def _load_zoo_data(cfg: ZooConfig, mnist_dir=None, download=False) -> MNISTData:
+    return load_data(cfg.data, mnist_dir, download, cfg.n_train, cfg.n_val, cfg.split_seed)
+
 def zoo_data(zoo: Zoo,  # a loaded zoo
              mnist_dir=None):  # folder holding MNIST/raw, for zoos built on full MNIST (default: $WM_MNIST_DIR)
     "The images and the train/val/test split that `zoo` was trained with (from its config)."
@@ -733,18 +559,6 @@ def zoo_data(zoo: Zoo,  # a loaded zoo
     src = c.get('data', 'digits')
     if src == 'mnist': mnist_dir = mnist_dir or os.environ.get('WM_MNIST_DIR')
     return load_data(src, mnist_dir, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0))
-
-# %% ../nbs/00_zoo.ipynb #c5e02818
-def merge_shards(shard_dirs: Sequence, out, csv=False) -> dict:
-    "Copy the chunk files of shard folders (same configuration) into `out` and assemble the zoo."
-    out = Path(out); cfgs = {json.dumps(json.loads((Path(d)/'config.json').read_text()), sort_keys=True) for d in shard_dirs}
-    if len(cfgs) != 1: raise ValueError(f"shards {list(map(str, shard_dirs))} were built with different configurations")
-    (out/'chunks').mkdir(parents=True, exist_ok=True)
-    atomic_write(out/'config.json', lambda p: shutil.copyfile(Path(shard_dirs[0])/'config.json', p))
-    for d in shard_dirs:
-        for f in sorted((Path(d)/'chunks').glob('chunk-*.npz')):
-            if not (out/'chunks'/f.name).exists(): atomic_write(out/'chunks'/f.name, lambda p: shutil.copyfile(f, p))
-    return assemble_zoo(out, csv)
 
 # %% ../nbs/00_zoo.ipynb #e8464d0a
 def require(module: str,  # the module to import, e.g. 'torchaudio'
@@ -777,61 +591,3 @@ def run_provenance() -> dict:
     return dict(version=__version__, commit=commit, machine=f"{platform.machine()}, {os.cpu_count()} CPU cores",
                 gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, torch=torch.__version__,
                 date=time.strftime('%Y-%m-%d'))
-
-# %% ../nbs/00_zoo.ipynb #f063c691
-from fastcore.script import call_parse, Param, store_true
-
-def _int_list(s: str, flag: str) -> tuple:
-    try: return tuple(int(v) for v in s.split(','))
-    except ValueError: raise ValueError(f"{flag} must be comma-separated integers, e.g. 0,1,2; got {s!r}") from None
-
-def _parse_shard(s):
-    try: i, n = map(int, s.split('/')); return i, n
-    except Exception: raise ValueError(f"--shard must look like i/n (for example 0/4), got {s!r}") from None
-
-@call_parse
-def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
-           out: str = None,  # output folder (default: runs/zoo-PRESET)
-           shard: str = None,  # build only slice i/n of the chunks, for example 0/4 (no assembly)
-           merge: str = None,  # comma-separated shard folders to join into --out instead of training
-           workers: int = None,  # training processes (default: every CPU core; 1 on a GPU)
-           device: str = 'cpu',  # cpu or cuda
-           data: str = None,  # digits (shipped) or mnist (full, needs --mnist_dir); default: the preset's
-           mnist_dir: str = None,  # folder holding MNIST/raw for data=mnist
-           download: store_true = False,  # let torchvision download MNIST into --mnist_dir
-           activations: str = None,  # comma-separated activations (default: the preset's; 'all' for six)
-           inits: str = None,  # comma-separated inits (default: the preset's; 'all' for six)
-           seeds: str = None,  # comma-separated init seeds, one θ0 each (default: the preset's)
-           replicas: str = None,  # comma-separated replica ids, e.g. 0,1,2 (default: the preset's); a new id grows fresh CNNs
-           csv: store_true = False,  # also write the report's CSV (out/zoo.csv)
-           quiet: store_true = False,  # no progress bar or summary
-           debug: store_true = False):  # show the full traceback of an error
-    "Build (or merge) a zoo of MNIST CNNs and print a summary."
-    with cli_errors('wm-zoo', debug):
-        over = {}
-        if data: over['data'] = data
-        if activations: over['activations'] = ACTIVATIONS if activations == 'all' else tuple(activations.split(','))
-        if inits: over['inits'] = INITS if inits == 'all' else tuple(inits.split(','))
-        if seeds: over['seeds'] = _int_list(seeds, '--seeds')
-        if replicas: over['replicas'] = _int_list(replicas, '--replicas')
-        cfg = zoo_preset(preset, **over)
-        out = Path(out or f'runs/zoo-{preset}')
-        t = time.time()
-        if merge:
-            stats = merge_shards([Path(p) for p in merge.split(',')], out, csv)
-            s = dict(trained_models=0, skipped_chunks=0)
-        else:
-            si, sn = _parse_shard(shard) if shard else (0, 1)
-            s = build_zoo(cfg, out, (si, sn), workers, device, mnist_dir, download, progress=not quiet)
-            stats = s.get('zoo')
-            if stats and csv: write_zoo_csv(load_zoo(out), out/'zoo.csv')
-        if stats: atomic_write(out/'summary.json', lambda p: p.write_text(json.dumps(dict(
-            preset=preset, zoo=stats, trained_models=s['trained_models'], seconds=round(time.time() - t, 1), workers=s.get('workers'),
-            config=cfg.to_dict(), **run_provenance()), indent=1)))
-        if quiet: return
-        print(f"{out}: trained {s['trained_models']} models ({s['skipped_chunks']} chunks already done) in {time.time() - t:.0f} s")
-        if stats:
-            print(f"zoo: {stats['models']} models, {stats['rows']} rows, bins {stats['bins']} -> {out/'zoo'}")
-            print('final test accuracy by experience size:')
-            for k, v in stats['accuracy_by_size'].items(): print(f"  {k:2d} classes: n={v['n']:4d}  median {v['median']:.2f}%  min {v['min']:.2f}%  max {v['max']:.2f}%")
-        else: print(f"shard {shard} done; join the shards with: wm-zoo --merge DIR1,DIR2,... --out DIR")
