@@ -34,6 +34,7 @@ SETTINGS = {  # name -> (replicas used for training, MergerConfig overrides)
     # several θ0: trained on a zoo grown from init seeds 0-5 (--zoo runs/zoo-quick-s6), fresh = CNNs of unseen init seeds 6, 7
     'seeds6+distill': ((0,), dict(distill=1.)),
     'seeds6+distill+residual': ((0,), dict(distill=1., model=dict(residual=True))),
+    'seeds6+distill+1800steps': ((0,), dict(distill=1., steps=1800)),  # three times the steps: is six θ0 a matter of training time?
 }
 STEPS = 600  # optimizer steps per run (the quick preset's 60 epochs of one replica), whatever the number of replicas
 
@@ -41,11 +42,12 @@ STEPS = 600  # optimizer steps per run (the quick preset's 60 epochs of one repl
 def config(name, seed, zoo, epochs=None):
     reps, over = SETTINGS[name]
     over = {**BASE, **over}
+    steps = over.pop('steps', STEPS)
     sc = dict(subscenario='type1_m0', folds=FOLDS, fold=FOLD, replicas=reps)
     cfg = merger_preset('quick', zoo=str(zoo), scenario=sc, seed=seed, wandb='disabled', diag_every=1000, **over)
     if epochs is None:  # equal optimizer steps for every setting
         n = len(make_scenario(load_zoo(zoo), ScenarioConfig(**sc)).pairs('train')) * 2
-        epochs = max(1, round(STEPS / math.ceil(n / cfg.batch_size)))
+        epochs = max(1, round(steps / math.ceil(n / cfg.batch_size)))
     cfg.epochs = epochs
     return cfg
 
