@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance, score_cnns
 from weight_merging.scenarios import ScenarioConfig, make_scenario, find_triples
 from weight_merging.train import merger_preset, train_merger, load_merger, predict, triple_info
-from weight_merging.eval import Ensemble
+from weight_merging.eval import Ensemble, cluster_mean_ci
 
 FOLDS, FOLD = 4, 0  # the held-out combinations: fold 0 of 4 over the quick zoo's 22 disjoint targets (6 combinations)
 BASE = dict(losses='layerwise_mse=1', distill=0.)  # explicit, whatever the training preset's default
@@ -74,14 +74,12 @@ def score(model, std, zoo, pairs, data):
 
 
 def by_combination(df):
-    "Mean over target combinations of the per-combination means, with a Student-t 95 % interval over combinations."
-    from scipy import stats
-    g = df.groupby('c3').mean(numeric_only=True)
-    out = {'n_triples': len(df), 'n_comb': len(g)}
+    "Mean over target combinations of the per-combination means, with a Student-t 95 % interval over combinations (`cluster_mean_ci`)."
+    out = {'n_triples': len(df), 'n_comb': int(df.c3.nunique())}
     for c in ('merger', 'true_c3', 'ensemble', 'average'):
-        m, s, k = g[c].mean(), g[c].std(ddof=1), len(g)
-        h = stats.t.ppf(0.975, k - 1) * s / math.sqrt(k) if k >= 5 else float('nan')
-        out[c] = [round(float(m), 2), round(float(m - h), 2), round(float(m + h), 2)]
+        m, lo, hi, _ = cluster_mean_ci(df[c], df.c3)
+        out[c] = [round(float(m), 2), round(float(lo), 2), round(float(hi), 2)]
+    g = df.groupby('c3').mean(numeric_only=True)
     out['ratio_to_true'] = round(float(g.merger.mean() / g.true_c3.mean()), 4)
     out['beats_ensemble'] = round(float((df.merger > df.ensemble).mean()), 4)
     return out

@@ -17,7 +17,7 @@ from .zoo import (load_zoo, zoo_data, Zoo, vec_to_params, LAYERS, LAYER_SLICES, 
                                 atomic_write, run_provenance, cli_errors, require, score_cnns)
 from .scenarios import ScenarioConfig, make_scenario
 from .train import load_merger, predict
-from .eval import finetune_population, FinetuneConfig, cluster_mean_ci, spearman
+from .eval import finetune_population, FinetuneConfig, cluster_mean_ci, spearman, auroc, bootstrap_ci
 
 # %% auto #0
 __all__ = ['WEIGHT_LAYERS', 'FAMILIES', 'check_weights', 'layer_matrices', 'layer_stats', 'singular_values', 'fft_bands',
@@ -211,23 +211,14 @@ def presence_scores(X: np.ndarray,  # (N, d) features of N CNNs
     return s, y
 
 # %% ../nbs/08_traces.ipynb #9b20c098
-def _auroc(y, s) -> float:
-    from scipy.stats import rankdata
-    y = np.asarray(y, bool); n1 = y.sum(); n0 = len(y) - n1
-    if n1 == 0 or n0 == 0: return np.nan
-    return float((rankdata(s)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
 def grouped_auroc(y, s, groups, bootstrap: int = 500, seed: int = 0, conf: float = 0.95) -> tuple:
     "(AUROC, low, high): the AUROC of scores `s` for labels `y`, with a percentile interval from resampling `groups`."
-    y, s, groups = np.asarray(y), np.asarray(s), np.asarray(groups)
+    y, s, groups = np.asarray(y, bool), np.asarray(s, float), np.asarray(groups)
     u, inv = np.unique(groups, return_inverse=True)
     members = [np.nonzero(inv == i)[0] for i in range(len(u))]
-    rng, bs = np.random.default_rng(seed), []
-    for _ in range(bootstrap):
-        idx = np.concatenate([members[i] for i in rng.integers(0, len(u), len(u))])
-        bs.append(_auroc(y[idx], s[idx]))
-    lo, hi = np.nanpercentile(bs, [50 * (1 - conf), 50 * (1 + conf)]) if bootstrap else (np.nan, np.nan)
-    return _auroc(y, s), float(lo), float(hi)
+    def on(idx): return auroc(s[idx][y[idx]], s[idx][~y[idx]])  # the evaluation chapter's AUROC (Mann–Whitney)
+    lo, hi = bootstrap_ci(lambda g: on(np.concatenate([members[i] for i in g])), len(u), bootstrap, conf, seed) if bootstrap else (np.nan, np.nan)
+    return on(np.arange(len(y))), float(lo), float(hi)
 
 # %% ../nbs/08_traces.ipynb #4e5ac4e1
 def presence_table(feats: dict[str, np.ndarray],  # family -> (N, d) features of the zoo's rows

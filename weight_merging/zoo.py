@@ -335,7 +335,7 @@ def score_cnns(models,  # (M, 2464) CNN vectors, or M models with `.logits(x)` a
             out['loss'][sel] = F.cross_entropy(lg.transpose(1, 2), y.expand(len(sel), -1), reduction='none').mean(1).cpu().numpy()
             out['acc'][sel] = (100. * (pred == y).float().mean(1)).cpu().numpy()
             out['acc_restricted'][sel] = (100. * (lg.masked_fill(~allowed, float('-inf')).argmax(-1) == y).float().mean(1)).cpu().numpy()
-            if confusion: conf[sel] = torch.stack([torch.bincount(y * 10 + p, minlength=100).view(10, 10) for p in pred]).cpu().numpy()
+            if confusion: conf[sel] = torch.bincount((torch.arange(len(sel), device=y.device)[:, None] * 100 + y * 10 + pred).flatten(), minlength=len(sel) * 100).view(-1, 10, 10).cpu().numpy()
             if keep_confidence:
                 for k, i in enumerate(sel): msp[i] = F.softmax(lg[k], -1).amax(-1).cpu().numpy()
         out['n_images'][idx] = len(ii)
