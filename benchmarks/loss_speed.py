@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from weight_merging.zoo import N_PARAMS, PRESETS, load_zoo
+from weight_merging.zoo import N_PARAMS, ZOO_PRESETS, load_zoo
 from weight_merging.build import build_zoo
 from weight_merging.losses import LOSSES, LossContext, get_loss, layer_std, probe_batch
 
@@ -78,7 +78,7 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         if a.zoo is None:
-            t0 = time.time(); build_zoo(PRESETS['tiny'], tmp, workers=1, progress=False)
+            t0 = time.time(); build_zoo(ZOO_PRESETS['tiny'], tmp, workers=1, progress=False)
             print(f"built the tiny zoo in {time.time() - t0:.0f} s", flush=True)
         zoo = load_zoo(a.zoo or tmp)
         w, activation = torch.as_tensor(np.array(zoo.weights)), str(zoo.meta.activation.iloc[0])

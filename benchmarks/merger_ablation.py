@@ -46,31 +46,31 @@ def config(name, seed, zoo, epochs=None):
     sc = dict(subscenario='type1_m0', folds=FOLDS, fold=FOLD, replicas=reps)
     cfg = merger_preset('quick', zoo=str(zoo), scenario=sc, seed=seed, wandb='disabled', diag_every=1000, **over)
     if epochs is None:  # equal optimizer steps for every setting
-        n = len(make_scenario(load_zoo(zoo), ScenarioConfig(**sc)).pairs('train')) * 2
+        n = len(make_scenario(load_zoo(zoo), ScenarioConfig(**sc)).triples('train')) * 2
         epochs = max(1, round(steps / math.ceil(n / cfg.batch_size)))
     cfg.epochs = epochs
     return cfg
 
 
-def ensemble_accuracy(zoo, pairs, data, split='test'):
+def ensemble_accuracy(zoo, triples, data, split='test'):
     "Accuracy (%) of the parents' output ensemble (mean softmax) on C3's `split` images, per triple (the evaluation's scorer)."
-    info = triple_info(zoo, torch.as_tensor(pairs))
-    out = torch.zeros(len(pairs))
+    info = triple_info(zoo, torch.as_tensor(triples))
+    out = torch.zeros(len(triples))
     for a in sorted(set(info['activation'])):
         sel = [i for i, x in enumerate(info['activation']) if x == a]
-        ens = Ensemble(torch.stack([zoo.vectors(pairs[sel, 0]), zoo.vectors(pairs[sel, 1])], 1), a)
+        ens = Ensemble(torch.stack([zoo.vectors(triples[sel, 0]), zoo.vectors(triples[sel, 1])], 1), a)
         out[sel] = torch.as_tensor(score_cnns(ens, a, data, [info['c3'][i] for i in sel], split).acc.to_numpy().copy(), dtype=torch.float)
     return out
 
 
-def score(model, std, zoo, pairs, data):
+def score(model, std, zoo, triples, data):
     "Per triple: target combination, merger, true C3 and ensemble accuracy (%) on C3's test images."
-    info = triple_info(zoo, torch.as_tensor(pairs))
-    pred = predict(model, std, zoo.vectors(pairs[:, 0]), zoo.vectors(pairs[:, 1]))
+    info = triple_info(zoo, torch.as_tensor(triples))
+    pred = predict(model, std, zoo.vectors(triples[:, 0]), zoo.vectors(triples[:, 1]))
     with torch.no_grad():
         acc = lambda v: score_cnns(v, info['activation'], data, info['c3'], 'test').acc.to_numpy()
-        return pd.DataFrame(dict(c3=[''.join(map(str, c)) for c in info['c3']], merger=acc(pred), true_c3=acc(zoo.vectors(pairs[:, 2])),
-                                 ensemble=ensemble_accuracy(zoo, pairs, data).numpy(), average=acc((zoo.vectors(pairs[:, 0]) + zoo.vectors(pairs[:, 1])) / 2)))
+        return pd.DataFrame(dict(c3=[''.join(map(str, c)) for c in info['c3']], merger=acc(pred), true_c3=acc(zoo.vectors(triples[:, 2])),
+                                 ensemble=ensemble_accuracy(zoo, triples, data).numpy(), average=acc((zoo.vectors(triples[:, 0]) + zoo.vectors(triples[:, 1])) / 2)))
 
 
 def by_combination(df):
@@ -100,7 +100,7 @@ def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir, unseen_dir=None):
         if unseen_dir and 'heldout_unseen_theta0' not in r:  # score a finished run on CNNs of unseen θ0 as well
             model, std, _ = load_merger(Path(out_dir)/name/f'seed{seed}')
             sc = make_scenario(load_zoo(r['config']['zoo']), ScenarioConfig(**r['config']['scenario']))
-            r['heldout_unseen_theta0'] = unseen_theta0(model, std, unseen_dir, set(sc.triples.c3[sc.triples.split == 'test']))
+            r['heldout_unseen_theta0'] = unseen_theta0(model, std, unseen_dir, set(sc.table.c3[sc.table.split == 'test']))
             atomic_write(res, lambda p: p.write_text(json.dumps(r, indent=1, default=str)))
             print(f"{name} seed {seed}: unseen θ0 {r['heldout_unseen_theta0']['merger']} (true {r['heldout_unseen_theta0']['true_c3'][0]})", flush=True)
         else: print(f'{res} exists: skipped')
@@ -118,8 +118,8 @@ def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir, unseen_dir=None):
     zoo, fresh = load_zoo(zoo_dir, mmap=False), load_zoo(fresh_dir, mmap=False)
     data = zoo_data(zoo)
     sc = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
-    test_c3 = set(sc.triples.c3[sc.triples.split == 'test'])
-    own = sc.triples[(sc.triples.split == 'test') & (sc.triples.replica == 0)][['row1', 'row2', 'row3']].to_numpy()
+    test_c3 = set(sc.table.c3[sc.table.split == 'test'])
+    own = sc.table[(sc.table.split == 'test') & (sc.table.replica == 0)][['row1', 'row2', 'row3']].to_numpy()
     ft, _ = find_triples(fresh, ScenarioConfig('type1_m0'))
     held = ft[ft.c3.isin(test_c3)][['row1', 'row2', 'row3']].to_numpy()
     out = dict(setting=name, seed=seed, replicas=list(SETTINGS[name][0]), overrides=SETTINGS[name][1], epochs=cfg.epochs,

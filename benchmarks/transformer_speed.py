@@ -22,7 +22,7 @@ core and norms, Neck2Seq, Seq2Vec, the optimizer step) and prints where a traini
 """
 import argparse, copy, datetime, json, math, os, platform, statistics, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
-from weight_merging.transformer import TransformerAE, transformer_config
+from weight_merging.transformer import TransformerAE, transformer_preset
 
 # ---------------------------------------------------------------- the report's listing (reference)
 def get_clones(module, N):
@@ -294,7 +294,7 @@ def main():
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     over = {k: getattr(a, k) for k in ('d_model', 'n_layers', 'heads', 'd_ff', 'neck') if getattr(a, k) is not None}
-    cfg = transformer_config(a.preset, **over)
+    cfg = transformer_preset(a.preset, **over)
     if cfg.tokenizer != 'chunk' or cfg.mode != 'merge' or cfg.shared_encoder or cfg.fusion != 'concat':
         sys.exit("the reference implements the report's model only: chunk tokenizer, two encoders, concat fusion")
 

@@ -15,12 +15,12 @@ from torch.func import jacrev, vmap
 
 from .zoo import *
 from .eval import *
-from .tokenizer import HIDDEN_UNITS, permutation_index, permute_weights
+from .tokenizer import HIDDEN_UNITS, UNIT_WIRING, PARAM_VIEWS, permutation_index, permute_weights
 
 # %% auto #0
-__all__ = ['PERM_SPEC', 'task_arithmetic', 'ta_method', 'ties_merge', 'ties_method', 'permute_cnn', 'weight_matching',
-           'rebasin_average', 'fisher_diagonal', 'fisher_merge', 'fisher_method', 'layer_inputs', 'regmean_merge',
-           'regmean_method', 'tune']
+__all__ = ['task_arithmetic', 'ta_method', 'ties_merge', 'ties_method', 'permute_cnn', 'weight_matching', 'rebasin_average',
+           'fisher_diagonal', 'fisher_merge', 'fisher_method', 'layer_inputs', 'regmean_merge', 'regmean_method',
+           'tune']
 
 # %% ../nbs/06a_baselines.ipynb #36b0c656
 def task_arithmetic(models: torch.Tensor,  # (K, ..., 2464) fine-tuned models
@@ -54,12 +54,6 @@ def ties_method(density: float = 0.2, lam: float = 1.0) -> Method:
     def fn(w1, w2, ctx): return ctx.theta0 + lam * ties_merge(torch.stack([w1, w2]) - ctx.theta0, density)
     return Method('TIES', fn, params=dict(density=density, lam=lam))
 
-# %% ../nbs/06a_baselines.ipynb #fbdae906
-PERM_SPEC = {'conv1': [('conv1.weight', 0), ('conv1.bias', 0), ('conv2.weight', 1)],
-             'conv2': [('conv2.weight', 0), ('conv2.bias', 0), ('conv3.weight', 1)],
-             'conv3': [('conv3.weight', 0), ('conv3.bias', 0), ('fc1.weight', 1)],  # fc1.weight seen as (20, 4, 9)
-             'fc1': [('fc1.weight', 0), ('fc1.bias', 0), ('fc2.weight', 1)]}  # permutable units: (parameter, axis) they act on
-
 # %% ../nbs/06a_baselines.ipynb #00c244c5
 def permute_cnn(w: torch.Tensor,  # (2464,) one CNN
                 perms: dict):  # unit set of `HIDDEN_UNITS` -> permutation (new unit i = old unit perms[name][i])
@@ -70,10 +64,9 @@ def permute_cnn(w: torch.Tensor,  # (2464,) one CNN
 
 # %% ../nbs/06a_baselines.ipynb #7b59f5db
 def _perm_params(w: torch.Tensor) -> dict:
-    "Parameters of one CNN with fc1.weight seen as (20, 4, 9), so that each unit set of `PERM_SPEC` acts on one axis."
+    "Parameters of one CNN viewed as `PARAM_VIEWS` says, so that each unit set of `UNIT_WIRING` acts on one axis."
     p = dict(vec_to_params(w))
-    p['fc1.weight'] = p['fc1.weight'].reshape(20, 4, 9)
-    return p
+    return {k: v.reshape(PARAM_VIEWS.get(k, v.shape)) for k, v in p.items()}
 
 def weight_matching(wa: torch.Tensor,  # (2464,) the reference CNN (parent 1)
                     wb: torch.Tensor,  # (2464,) the CNN to align (parent 2)
@@ -85,11 +78,11 @@ def weight_matching(wa: torch.Tensor,  # (2464,) the reference CNN (parent 1)
     rng = np.random.default_rng(seed)
     for _ in range(max_iter):
         changed = False
-        for n in rng.permutation(list(PERM_SPEC)):
+        for n in rng.permutation(list(UNIT_WIRING)):
             A = torch.zeros(HIDDEN_UNITS[n], HIDDEN_UNITS[n], dtype=torch.float64)
-            for k, ax in PERM_SPEC[n]:
+            for k, ax in UNIT_WIRING[n]:
                 b = pb[k]
-                for n2, axes2 in PERM_SPEC.items():  # the other permutations touching this parameter, as they stand
+                for n2, axes2 in UNIT_WIRING.items():  # the other permutations touching this parameter, as they stand
                     if n2 != n: b = functools.reduce(lambda t, ka: t.index_select(ka[1], perms[n2]) if ka[0] == k else t, axes2, b)
                 A += pa[k].movedim(ax, 0).reshape(HIDDEN_UNITS[n], -1) @ b.movedim(ax, 0).reshape(HIDDEN_UNITS[n], -1).T
             _, ci = linear_sum_assignment(A.numpy(), maximize=True)
@@ -201,20 +194,20 @@ def regmean_method(n_images: int = 128, alpha: float = 0.9, eps: float = 1e-4, b
 # %% ../nbs/06a_baselines.ipynb #b8ddd13b
 def tune(factory: Callable[..., Method],  # hyperparameters -> Method
          grid: dict,  # hyperparameter -> list of values
-         zoo: Zoo, val_pairs: np.ndarray, data: MNISTData, max_per_class: int | None = None, seed: int = 0):
-    "The `Method` with the best mean C3 validation accuracy over `val_pairs`, and the table of every combination."
-    val_pairs = np.asarray(val_pairs, dtype=np.int64).reshape(-1, 3)
-    if not len(val_pairs): raise ValueError("tuning needs validation triples; got none")
+         zoo: Zoo, val_triples: np.ndarray, data: MNISTData, max_per_class: int | None = None, seed: int = 0):
+    "The `Method` with the best mean C3 validation accuracy over `val_triples`, and the table of every combination."
+    val_triples = np.asarray(val_triples, dtype=np.int64).reshape(-1, 3)
+    if not len(val_triples): raise ValueError("tuning needs validation triples; got none")
     combos = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
-    acts = zoo.meta.activation.to_numpy()[val_pairs[:, 0]]
-    scores = np.zeros((len(combos), len(val_pairs)))
+    acts = zoo.meta.activation.to_numpy()[val_triples[:, 0]]
+    scores = np.zeros((len(combos), len(val_triples)))
     for act in sorted(set(acts)):
-        sel = np.nonzero(acts == act)[0]; p = val_pairs[sel]
+        sel = np.nonzero(acts == act)[0]; p = val_triples[sel]
         outs = [apply_method(factory(**c), zoo, p, data, seed=seed)[0] for c in combos]
         c3 = [zoo.classes(r) for r in p[:, 2]] * len(combos)
         sc = score_cnns(torch.cat(outs), act, data, c3, 'val', max_per_class).acc.to_numpy().reshape(len(combos), len(sel))
         scores[:, sel] = sc
-    table = pd.DataFrame(combos).assign(val_acc=scores.mean(1), n_triples=len(val_pairs))
+    table = pd.DataFrame(combos).assign(val_acc=scores.mean(1), n_triples=len(val_triples))
     best = combos[int(np.argmax(scores.mean(1)))]
-    m = factory(**best); m.note = f"chosen on {len(val_pairs)} validation triples"
+    m = factory(**best); m.note = f"chosen on {len(val_triples)} validation triples"
     return m, table

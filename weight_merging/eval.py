@@ -13,16 +13,17 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from .zoo import (MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activation, load_data, load_zoo,
-                                zoo_data, model_to_vec, vec_to_model, vec_to_params, params_to_vec, cnn_forward,
-                                score_cnns, atomic_write, run_provenance, cli_errors)
+from .zoo import (MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activation, model_to_vec,
+                                cnn_forward, score_cnns)
 
 # %% auto #0
-__all__ = ['eval_triples', 'triple_table', 'initial_weights', 'MergeContext', 'make_context', 'Ensemble', 'Method',
+__all__ = ['CURVE_COLS', 'eval_triples', 'triple_table', 'initial_weights', 'MergeContext', 'make_context', 'Ensemble', 'Method',
            'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average', 'ensemble_method',
            'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step', 'stability_drop',
-           'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'evaluate']
+           'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'parent_scores', 'MethodScores',
+           'score_method', 'finetune_methods', 'summarize', 'collapse_table', 'spearman_table', 'evaluate']
 
 # %% ../nbs/06_eval.ipynb #4fa2ec2a
 from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples
@@ -41,18 +42,18 @@ def eval_triples(zoo: Zoo,
     classes = tuple(int(c) for c in MEMBER_COLS if zoo.meta[c].any())
     cfg = ScenarioConfig('custom', classes=classes, max_overlap=max_overlap, val_frac=val_frac, test_frac=test_frac, split_seed=seed)
     if split == 'all': return find_triples(zoo, cfg)[0][['row1', 'row2', 'row3']].to_numpy(np.int64)
-    return make_scenario(zoo, cfg).pairs(split)
+    return make_scenario(zoo, cfg).triples(split)
 
 # %% ../nbs/06_eval.ipynb #5186fc22
 def _cls(zoo, r) -> str: return ''.join(map(str, zoo.classes(int(r))))
 
-def triple_table(zoo: Zoo, pairs: np.ndarray) -> pd.DataFrame:
+def triple_table(zoo: Zoo, triples: np.ndarray) -> pd.DataFrame:
     "One row per triple: zoo rows, classes of C1, C2, C3 (as digit strings), activation, init, seed and bin."
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
+    triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
     m = zoo.meta
-    t = pd.DataFrame({'triple': np.arange(len(pairs)), 'row1': pairs[:, 0], 'row2': pairs[:, 1], 'row3': pairs[:, 2],
-                      'c1': [_cls(zoo, r) for r in pairs[:, 0]], 'c2': [_cls(zoo, r) for r in pairs[:, 1]], 'c3': [_cls(zoo, r) for r in pairs[:, 2]]})
-    for col in ('activation', 'init', 'seed', 'bin'): t[col] = m[col].to_numpy()[pairs[:, 0]] if len(pairs) else []
+    t = pd.DataFrame({'triple': np.arange(len(triples)), 'row1': triples[:, 0], 'row2': triples[:, 1], 'row3': triples[:, 2],
+                      'c1': [_cls(zoo, r) for r in triples[:, 0]], 'c2': [_cls(zoo, r) for r in triples[:, 1]], 'c3': [_cls(zoo, r) for r in triples[:, 2]]})
+    for col in ('activation', 'init', 'seed', 'bin'): t[col] = m[col].to_numpy()[triples[:, 0]] if len(triples) else []
     return t
 
 # %% ../nbs/06_eval.ipynb #136f4a9d
@@ -91,16 +92,16 @@ class MergeContext:
 # %% ../nbs/06_eval.ipynb #d839d0e4
 def _masks(zoo, rows) -> torch.Tensor: return torch.from_numpy(zoo.meta[MEMBER_COLS].to_numpy()[np.asarray(rows)].astype(bool))
 
-def make_context(zoo: Zoo, pairs: np.ndarray,  # (B, 3) zoo rows of triples of one activation
+def make_context(zoo: Zoo, triples: np.ndarray,  # (B, 3) zoo rows of triples of one activation
                  data: MNISTData | None = None, target: bool = False, rng_seed: int = 0) -> MergeContext:
-    "The `MergeContext` of triples `pairs` (data and the true C3 model only if asked for)."
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 3); m = zoo.meta
-    acts = m.activation.to_numpy()[pairs[:, 0]]
+    "The `MergeContext` of `triples` (data and the true C3 model only if asked for)."
+    triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3); m = zoo.meta
+    acts = m.activation.to_numpy()[triples[:, 0]]
     if len(set(acts)) != 1: raise ValueError(f"a context holds triples of one activation, got {sorted(set(acts))}")
-    inits, seeds, bins = (m[c].to_numpy()[pairs[:, 0]].tolist() for c in ('init', 'seed', 'bin'))
+    inits, seeds, bins = (m[c].to_numpy()[triples[:, 0]].tolist() for c in ('init', 'seed', 'bin'))
     theta0 = torch.stack([initial_weights(acts[0], i, s) for i, s in zip(inits, seeds)])
-    return MergeContext(str(acts[0]), theta0, _masks(zoo, pairs[:, 0]), _masks(zoo, pairs[:, 1]), inits, seeds, bins, pairs, data,
-                        zoo.vectors(pairs[:, 2]) if target else None, zoo, rng_seed)
+    return MergeContext(str(acts[0]), theta0, _masks(zoo, triples[:, 0]), _masks(zoo, triples[:, 1]), inits, seeds, bins, triples, data,
+                        zoo.vectors(triples[:, 2]) if target else None, zoo, rng_seed)
 
 # %% ../nbs/06_eval.ipynb #d5a1dc0f
 class Ensemble:
@@ -143,14 +144,14 @@ class Method:
         return self.name + ('†' if self.uses_data else '') + ('‡' if self.kind == 'ensemble' else '') + ('*' if self.uses_target else '')
 
 # %% ../nbs/06_eval.ipynb #208150d1
-def apply_method(method: Method, zoo: Zoo, pairs: np.ndarray,  # (B, 3) zoo rows, one activation
+def apply_method(method: Method, zoo: Zoo, triples: np.ndarray,  # (B, 3) zoo rows, one activation
                  data: MNISTData | None = None, batch: int = 512, seed: int = 0):
-    "The method's CNNs (B, 2464) or `Ensemble` for triples `pairs`, and its per-triple info (list of dicts, or None)."
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 3)
+    "The method's CNNs (B, 2464) or `Ensemble` for `triples`, and its per-triple info (list of dicts, or None)."
+    triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
     if method.uses_data and data is None: raise ValueError(f"method {method.name!r} uses data: pass `data`")
     outs, infos = [], []
-    for s in range(0, len(pairs), batch):
-        p = pairs[s:s + batch]
+    for s in range(0, len(triples), batch):
+        p = triples[s:s + batch]
         ctx = make_context(zoo, p, data if method.uses_data else None, method.uses_target, seed + s)
         out = method.fn(zoo.vectors(p[:, 0]), zoo.vectors(p[:, 1]), ctx)
         info = None
@@ -363,9 +364,65 @@ class EvalResult:
             out.append(row)
         return pd.DataFrame(out)
 
-# %% ../nbs/06_eval.ipynb #3bcffd0b
+# %% ../nbs/06_eval.ipynb #f7853f6c
 def _classes_of(zoo, rows): return [zoo.classes(int(r)) for r in rows]
 
+def parent_scores(zoo: Zoo, triples: np.ndarray,  # (n, 3) zoo rows
+                  data: MNISTData, max_per_class: int | None = None) -> pd.DataFrame:
+    "`triple_table` plus each parent's test accuracy on its own classes (and parent 1's on C2) and their mean, `parents_mean_acc`."
+    tt = triple_table(zoo, triples); acts = tt.activation.to_numpy()
+    c1, c2 = _classes_of(zoo, triples[:, 0]), _classes_of(zoo, triples[:, 1])
+    for a in sorted(set(acts)):
+        s = np.nonzero(acts == a)[0]
+        w1, w2 = zoo.vectors(triples[s, 0]), zoo.vectors(triples[s, 1])
+        tt.loc[s, 'p1_acc_c1'] = score_cnns(w1, a, data, [c1[i] for i in s], 'test', max_per_class).acc.to_numpy()
+        tt.loc[s, 'p1_acc_c2'] = score_cnns(w1, a, data, [c2[i] for i in s], 'test', max_per_class).acc.to_numpy()
+        tt.loc[s, 'p2_acc_c2'] = score_cnns(w2, a, data, [c2[i] for i in s], 'test', max_per_class).acc.to_numpy()
+    tt['parents_mean_acc'] = (tt.p1_acc_c1 + tt.p2_acc_c2) / 2
+    return tt
+
+# %% ../nbs/06_eval.ipynb #8b6600af
+@dataclass
+class MethodScores:
+    "What `score_method` measured of one method: per-triple rows, predicted CNNs, finetuning jobs and latent codes."
+    rows: list = field(default_factory=list)  # DataFrames, one per activation
+    preds: list = field(default_factory=list)  # (triple indices, CNNs (B, 2464)) of a single-CNN method
+    ft_jobs: list = field(default_factory=list)  # (method, triple, activation, CNN, C3) to finetune
+    codes: list = field(default_factory=list)  # (triple indices, latent codes)
+
+def score_method(m: Method, zoo: Zoo, triples: np.ndarray, tt: pd.DataFrame,  # all test triples and their `parent_scores`
+                 sel: np.ndarray,  # the indices of the triples this method runs on
+                 data: MNISTData, max_per_class: int | None = None, seed: int = 0) -> MethodScores:
+    "Run method `m` on triples `sel`, per activation, and score its CNNs on C3, the other digits, C1 and C2 (see above)."
+    acts, out_ = tt.activation.to_numpy(), MethodScores()
+    c1, c2, c3 = (_classes_of(zoo, triples[:, k]) for k in range(3))
+    for a in sorted(set(acts[sel])):
+        s = sel[acts[sel] == a]
+        out, info = apply_method(m, zoo, triples[s], data, seed=seed)
+        cs = lambda L: [L[i] for i in s]
+        sc = {'id': score_cnns(out, a, data, cs(c3), 'test', max_per_class, keep_confidence=True),
+              'ood': score_cnns(out, a, data, [_other_classes(c) for c in cs(c3)], 'test', max_per_class, keep_confidence=True),
+              'c1': score_cnns(out, a, data, cs(c1), 'test', max_per_class), 'c2': score_cnns(out, a, data, cs(c2), 'test', max_per_class)}
+        df = tt.iloc[s][['triple']].copy()
+        df['method'] = m.name
+        df['id_acc'], df['id_acc_c3'] = sc['id'].acc.to_numpy(), sc['id'].acc_restricted.to_numpy()
+        df['ood_acc'], df['acc_c1'], df['acc_c2'] = sc['ood'].acc.to_numpy(), sc['c1'].acc.to_numpy(), sc['c2'].acc.to_numpy()
+        df['ood_auroc'] = [auroc(i, o) for i, o in zip(sc['id'].msp, sc['ood'].msp)]
+        if m.kind == 'cnn':
+            df['wmse'] = ((out - zoo.vectors(triples[s, 2])) ** 2).mean(1).numpy()
+            out_.preds.append((s, out))
+            out_.ft_jobs += [(m.name, int(t), a, out[k], c3[t]) for k, t in enumerate(s)]
+        if m.loss_fn is not None or m.encode_fn is not None:
+            ctx = make_context(zoo, triples[s], data if m.uses_data else None, True, seed)
+            w1, w2 = zoo.vectors(triples[s, 0]), zoo.vectors(triples[s, 1])
+            with torch.no_grad():
+                if m.loss_fn is not None: df['merger_loss'] = torch.as_tensor(m.loss_fn(w1, w2, out, ctx)).float().reshape(-1).numpy()
+                if m.encode_fn is not None: out_.codes.append((s, torch.as_tensor(m.encode_fn(w1, w2, ctx)).float().reshape(len(s), -1).numpy()))
+        if info is not None: df = pd.concat([df.reset_index(drop=True), pd.DataFrame(info)], axis=1)
+        out_.rows.append(df.reset_index(drop=True))
+    return out_
+
+# %% ../nbs/06_eval.ipynb #472c4d66
 def _curve_metrics(cur: pd.DataFrame, target: float, cfg: FinetuneConfig) -> dict:
     c = cur.sort_values('step'); at = c.drop_duplicates('step').set_index('step')
     out = {}
@@ -378,7 +435,55 @@ def _curve_metrics(cur: pd.DataFrame, target: float, cfg: FinetuneConfig) -> dic
     out['stability_drop'] = stability_drop(c.step, c.acc)
     return out
 
-def evaluate(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows of the test triples
+CURVE_COLS = ['method', 'triple', 'step', 'epoch', 'acc', 'acc_restricted', 'ood_acc']  # the columns of `EvalResult.curves`
+
+def finetune_methods(ft_jobs: list,  # (method, triple, activation, CNN, C3) from `score_method`
+                     tt: pd.DataFrame, data: MNISTData, cfg: FinetuneConfig, progress: bool = False) -> tuple:
+    "Finetune every queued CNN; its curves (`CURVE_COLS`) and per (method, triple) curve metrics."
+    parts = []
+    for a in sorted({j[2] for j in ft_jobs}):
+        jobs = [j for j in ft_jobs if j[2] == a]
+        cur = finetune_population(torch.stack([j[3] for j in jobs]), a, data, [j[4] for j in jobs], cfg,
+                                  seeds=[cfg.seed * 1_000_003 + j[1] for j in jobs], progress=progress)  # same data order per triple for every method
+        cur['method'] = [jobs[i][0] for i in cur.model]; cur['triple'] = [jobs[i][1] for i in cur.model]
+        parts.append(cur.drop(columns='model'))
+    curves = pd.concat(parts, ignore_index=True)[CURVE_COLS]
+    target = tt.set_index('triple').parents_mean_acc
+    cm = pd.DataFrame([dict(method=k[0], triple=k[1], **_curve_metrics(g, target[k[1]], cfg)) for k, g in curves.groupby(['method', 'triple'])])
+    return curves, cm
+
+# %% ../nbs/06_eval.ipynb #b04a0718
+def summarize(per: pd.DataFrame, metric_cols: list, min_comb: int = 5) -> pd.DataFrame:
+    "Per method and metric: the mean over class combinations C3, its 95 % interval, n (triples) and n_comb (combinations)."
+    def _summ(g, k):
+        m_, lo_, hi_, nc = cluster_mean_ci(g[k], g['c3'], min_units=min_comb)
+        return dict(mean=m_, lo=lo_, hi=hi_, n=int(np.isfinite(g[k].to_numpy(float)).sum()), n_comb=nc)
+    return pd.DataFrame([dict(method=mn, metric=k, **_summ(g, k)) for mn, g in per.groupby('method', sort=False) for k in metric_cols if g[k].notna().any()])
+
+def collapse_table(preds: dict,  # method -> [(triple indices, CNNs)]
+                   zoo: Zoo, triples: np.ndarray, tt: pd.DataFrame, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    "Each single-CNN method's `collapse_score` against the true C3 models, with a bootstrap interval over triples."
+    col = []
+    for mn, lst in preds.items():
+        idx = np.concatenate([s for s, _ in lst]); P = torch.cat([o for _, o in lst]); Wt = zoo.vectors(triples[idx, 2])
+        lo, hi = bootstrap_ci(lambda i: collapse_score(P[i], Wt[i]), len(idx), bootstrap, seed=seed) if bootstrap else (np.nan, np.nan)
+        col.append(dict(method=mn, collapse=collapse_score(P, Wt), lo=lo, hi=hi, n=len(idx), n_comb=tt.c3.iloc[idx].nunique()))
+    return pd.DataFrame(col)
+
+def spearman_table(per: pd.DataFrame, finetune: FinetuneConfig | None) -> pd.DataFrame:
+    "Spearman's ρ between each per-triple loss (`wmse`, `merger_loss`) and the accuracy after merging and after the longest finetuning."
+    spr = []
+    for mn, g in per.groupby('method', sort=False):
+        for loss in ('wmse', 'merger_loss'):
+            if loss not in g or g[loss].isna().all(): continue
+            for acc in ('id_acc', f'ft_{max(finetune.steps)}' if finetune is not None else None):
+                if acc is None or acc not in g: continue
+                ok = g[loss].notna() & g[acc].notna(); rho, p = spearman(g[loss], g[acc])
+                spr.append(dict(method=mn, loss=loss, accuracy=acc, rho=rho, p=p, n=int(ok.sum()), n_comb=g.c3[ok].nunique()))
+    return pd.DataFrame(spr)
+
+# %% ../nbs/06_eval.ipynb #808c57d4
+def evaluate(zoo: Zoo, triples: np.ndarray,  # (n, 3) zoo rows of the test triples
              methods: Sequence[Method], data: MNISTData,
              finetune: FinetuneConfig | None = None,  # None: no finetuning
              max_per_class: int | None = None,  # test images per class (None: all)
@@ -387,73 +492,31 @@ def evaluate(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows of the test triples
              min_comb: int = 5) -> EvalResult:  # fewer class combinations (C3) than this: a mean without an interval
     "Run every method on the same test triples and measure every metric (see above)."
     log = log or (lambda *a: None)
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 3); n = len(pairs)
+    triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3); n = len(triples)
     if n == 0: raise ValueError("no test triples to evaluate")
     names = [m.name for m in methods]
     if len(set(names)) != len(names): raise ValueError(f"method names must be unique, got {names}")
-    tt = triple_table(zoo, pairs); acts = tt.activation.to_numpy()
-    c1, c2, c3 = _classes_of(zoo, pairs[:, 0]), _classes_of(zoo, pairs[:, 1]), _classes_of(zoo, pairs[:, 2])
-    for a in sorted(set(acts)):  # the parents on their own and on each other's classes
-        s = np.nonzero(acts == a)[0]
-        w1, w2 = zoo.vectors(pairs[s, 0]), zoo.vectors(pairs[s, 1])
-        tt.loc[s, 'p1_acc_c1'] = score_cnns(w1, a, data, [c1[i] for i in s], 'test', max_per_class).acc.to_numpy()
-        tt.loc[s, 'p1_acc_c2'] = score_cnns(w1, a, data, [c2[i] for i in s], 'test', max_per_class).acc.to_numpy()
-        tt.loc[s, 'p2_acc_c2'] = score_cnns(w2, a, data, [c2[i] for i in s], 'test', max_per_class).acc.to_numpy()
-    tt['parents_mean_acc'] = (tt.p1_acc_c1 + tt.p2_acc_c2) / 2
+    tt = parent_scores(zoo, triples, data, max_per_class)
     order = np.random.default_rng(seed).permutation(n)  # samples are prefixes of one shuffle: nested, the same for every method
     recs, preds, codes, timings, ft_jobs = [], {}, {}, {}, []
-    from tqdm.auto import tqdm
     for m in tqdm(methods, desc='evaluation', unit='method', disable=not progress):
         sel = np.arange(n) if m.sample is None or m.sample >= n else np.sort(order[:m.sample])
         t0 = time.time(); log(f"{m.label}: {len(sel)} triples")
-        for a in sorted(set(acts[sel])):
-            s = sel[acts[sel] == a]
-            out, info = apply_method(m, zoo, pairs[s], data, seed=seed)
-            cs = lambda L: [L[i] for i in s]
-            sc = {'id': score_cnns(out, a, data, cs(c3), 'test', max_per_class, keep_confidence=True),
-                  'ood': score_cnns(out, a, data, [_other_classes(c) for c in cs(c3)], 'test', max_per_class, keep_confidence=True),
-                  'c1': score_cnns(out, a, data, cs(c1), 'test', max_per_class), 'c2': score_cnns(out, a, data, cs(c2), 'test', max_per_class)}
-            df = tt.iloc[s][['triple']].copy()
-            df['method'] = m.name
-            df['id_acc'], df['id_acc_c3'] = sc['id'].acc.to_numpy(), sc['id'].acc_restricted.to_numpy()
-            df['ood_acc'], df['acc_c1'], df['acc_c2'] = sc['ood'].acc.to_numpy(), sc['c1'].acc.to_numpy(), sc['c2'].acc.to_numpy()
-            df['ood_auroc'] = [auroc(i, o) for i, o in zip(sc['id'].msp, sc['ood'].msp)]
-            if m.kind == 'cnn':
-                w3 = zoo.vectors(pairs[s, 2])
-                df['wmse'] = ((out - w3) ** 2).mean(1).numpy()
-                preds.setdefault(m.name, []).append((s, out))
-                ft_jobs += [(m.name, int(t), a, out[k], c3[t]) for k, t in enumerate(s)]
-            if m.loss_fn is not None or m.encode_fn is not None:
-                ctx = make_context(zoo, pairs[s], data if m.uses_data else None, True, seed)
-                w1, w2 = zoo.vectors(pairs[s, 0]), zoo.vectors(pairs[s, 1])
-                with torch.no_grad():
-                    if m.loss_fn is not None: df['merger_loss'] = torch.as_tensor(m.loss_fn(w1, w2, out, ctx)).float().reshape(-1).numpy()
-                    if m.encode_fn is not None:
-                        z = torch.as_tensor(m.encode_fn(w1, w2, ctx)).float().reshape(len(s), -1).numpy()
-                        codes.setdefault(m.name, []).append((s, z))
-            if info is not None: df = pd.concat([df.reset_index(drop=True), pd.DataFrame(info)], axis=1)
-            recs.append(df.reset_index(drop=True))
+        ms = score_method(m, zoo, triples, tt, sel, data, max_per_class, seed)
+        recs += ms.rows; ft_jobs += ms.ft_jobs
+        if ms.preds: preds[m.name] = ms.preds
+        if ms.codes: codes[m.name] = ms.codes
         timings[m.name] = time.time() - t0
     per = pd.concat(recs, ignore_index=True).merge(tt, on='triple', how='left')
     per['forgetting_c1'] = per.p1_acc_c1 - per.acc_c1
     per['gain_c2'] = per.acc_c2 - per.p1_acc_c2
-    curves = pd.DataFrame(columns=['method', 'triple', 'step', 'epoch', 'acc', 'acc_restricted', 'ood_acc'])
+    curves = pd.DataFrame(columns=CURVE_COLS)
     if finetune is not None and ft_jobs:
         t0 = time.time()
         if finetune.sample is not None and finetune.sample < n:
-            keep = set(order[:finetune.sample].tolist())
-            ft_jobs = [j for j in ft_jobs if j[1] in keep]
+            keep = set(order[:finetune.sample].tolist()); ft_jobs = [j for j in ft_jobs if j[1] in keep]
         log(f"finetuning {len(ft_jobs)} CNNs for up to {max(finetune.steps)} steps")
-        parts = []
-        for a in sorted({j[2] for j in ft_jobs}):
-            jobs = [j for j in ft_jobs if j[2] == a]
-            cur = finetune_population(torch.stack([j[3] for j in jobs]), a, data, [j[4] for j in jobs], finetune,
-                                      seeds=[finetune.seed * 1_000_003 + j[1] for j in jobs], progress=progress)  # same data order per triple for every method
-            cur['method'] = [jobs[i][0] for i in cur.model]; cur['triple'] = [jobs[i][1] for i in cur.model]
-            parts.append(cur.drop(columns='model'))
-        curves = pd.concat(parts, ignore_index=True)[['method', 'triple', 'step', 'epoch', 'acc', 'acc_restricted', 'ood_acc']]
-        target = tt.set_index('triple').parents_mean_acc
-        cm = pd.DataFrame([dict(method=k[0], triple=k[1], **_curve_metrics(g, target[k[1]], finetune)) for k, g in curves.groupby(['method', 'triple'])])
+        curves, cm = finetune_methods(ft_jobs, tt, data, finetune, progress)
         per = per.merge(cm, on=['method', 'triple'], how='left')
         if 'parent 1' in names:
             p1 = per[per.method == 'parent 1'].set_index('triple')
@@ -462,26 +525,10 @@ def evaluate(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows of the test triples
     meta_cols = [c for c in tt.columns if c != 'triple']
     metric_cols = [c for c in per.columns if c not in ('method', 'triple', *meta_cols) and pd.api.types.is_numeric_dtype(per[c])]
     per = per[['method', 'triple', *meta_cols, *metric_cols]]
-    def _summ(g, k):  # intervals over class combinations C3, the unit that generalizes
-        m_, lo_, hi_, nc = cluster_mean_ci(g[k], g['c3'], min_units=min_comb)
-        return dict(mean=m_, lo=lo_, hi=hi_, n=int(np.isfinite(g[k].to_numpy(float)).sum()), n_comb=nc)
-    summ = [dict(method=mn, metric=k, **_summ(g, k)) for mn, g in per.groupby('method', sort=False) for k in metric_cols if g[k].notna().any()]
-    summary = pd.DataFrame(summ)
-    col, spr = [], []
-    for mn, lst in preds.items():
-        idx = np.concatenate([s for s, _ in lst]); P = torch.cat([o for _, o in lst]); Wt = zoo.vectors(pairs[idx, 2])
-        lo, hi = bootstrap_ci(lambda i: collapse_score(P[i], Wt[i]), len(idx), bootstrap, seed=seed) if bootstrap else (np.nan, np.nan)
-        col.append(dict(method=mn, collapse=collapse_score(P, Wt), lo=lo, hi=hi, n=len(idx), n_comb=tt.c3.iloc[idx].nunique()))
-    for mn, g in per.groupby('method', sort=False):
-        for loss in ('wmse', 'merger_loss'):
-            if loss not in g or g[loss].isna().all(): continue
-            for acc in ('id_acc', f'ft_{max(finetune.steps)}' if finetune is not None else None):
-                if acc is None or acc not in g: continue
-                ok = g[loss].notna() & g[acc].notna(); rho, p = spearman(g[loss], g[acc])
-                spr.append(dict(method=mn, loss=loss, accuracy=acc, rho=rho, p=p, n=int(ok.sum()), n_comb=g.c3[ok].nunique()))
     mt = pd.DataFrame([dict(name=m.name, label=m.label, family=m.family, uses_data=m.uses_data, uses_target=m.uses_target, kind=m.kind,
                             sample=m.sample, params=json.dumps(m.params, default=str), note=m.note) for m in methods])
     cfg = dict(n_triples=n, n_comb=int(tt.c3.nunique()), min_comb=min_comb, max_per_class=max_per_class, seed=seed, bootstrap=bootstrap,
                finetune=asdict(finetune) if finetune else None)
-    return EvalResult(tt, per, curves, summary, mt, pd.DataFrame(col), pd.DataFrame(spr),
-                      {k: (np.concatenate([s for s, _ in v]), np.concatenate([z for _, z in v])) for k, v in codes.items()}, {}, cfg, timings)
+    return EvalResult(tt, per, curves, summarize(per, metric_cols, min_comb), mt, collapse_table(preds, zoo, triples, tt, bootstrap, seed),
+                      spearman_table(per, finetune), {k: (np.concatenate([s for s, _ in v]), np.concatenate([z for _, z in v])) for k, v in codes.items()},
+                      {}, cfg, timings)

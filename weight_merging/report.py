@@ -20,8 +20,9 @@ from .continual import *
 from .train import load_merger, predict as merger_predict
 
 # %% auto #0
-__all__ = ['merger_method', 'baseline_methods', 'md_table', 'write_report', 'load_result', 'Merger', 'merger_from_model',
-           'merger_from_run', 'run_eval', 'wm_eval']
+__all__ = ['merger_method', 'baseline_methods', 'md_table', 'plot_accuracy_by_method', 'plot_finetune_curves',
+           'plot_loss_vs_accuracy', 'plot_latent_maps', 'report_tables', 'summary_markdown', 'write_report',
+           'load_result', 'Merger', 'merger_from_model', 'merger_from_run', 'run_eval', 'wm_eval']
 
 # %% ../nbs/06c_report.ipynb #4037ef62
 def merger_method(predict: Callable,  # (w1, w2, ctx) -> (B, 2464) predicted C3 CNNs
@@ -30,17 +31,17 @@ def merger_method(predict: Callable,  # (w1, w2, ctx) -> (B, 2464) predicted C3 
     return Method(name, predict, family='learned', uses_data=uses_data, loss_fn=loss, encode_fn=encode)
 
 # %% ../nbs/06c_report.ipynb #0b248d52
-def baseline_methods(zoo: Zoo | None = None, val_pairs: np.ndarray | None = None, data: MNISTData | None = None,
+def baseline_methods(zoo: Zoo | None = None, val_triples: np.ndarray | None = None, data: MNISTData | None = None,
                      ta_grid=(0.3, 0.5, 0.7, 1.0, 1.3), ties_grid=dict(density=(0.1, 0.2, 0.5), lam=(0.5, 1.0, 1.5)),
                      data_methods: bool = True, continual: Sequence = CL_STRATEGIES, cl: CLConfig | None = None, cl_sample: int | None = 8,
                      n_fisher: int = 128, max_per_class: int | None = None) -> tuple:
-    "The reference, merge and continual-learning methods (tuned on `val_pairs` if given), and the tuning tables."
+    "The reference, merge and continual-learning methods (tuned on `val_triples` if given), and the tuning tables."
     ms = [Method('ground truth C3', ground_truth, 'reference', uses_target=True), Method('parent 1', parent1, 'reference'),
           Method('parent 2', parent2, 'reference'), Method('theta0', initial, 'reference'), Method('weight averaging', weight_average)]
     tuning = {}
-    if val_pairs is not None and len(val_pairs):
-        ta, tuning['task arithmetic'] = tune(ta_method, {'lam': list(ta_grid)}, zoo, val_pairs, data, max_per_class)
-        ti, tuning['TIES'] = tune(ties_method, {k: list(v) for k, v in ties_grid.items()}, zoo, val_pairs, data, max_per_class)
+    if val_triples is not None and len(val_triples):
+        ta, tuning['task arithmetic'] = tune(ta_method, {'lam': list(ta_grid)}, zoo, val_triples, data, max_per_class)
+        ti, tuning['TIES'] = tune(ties_method, {k: list(v) for k, v in ties_grid.items()}, zoo, val_triples, data, max_per_class)
     else:
         ta, ti = ta_method(1.0), ties_method(0.2, 1.0)
         ta.note = ti.note = 'default hyperparameters (no validation triples)'
@@ -58,11 +59,18 @@ def md_table(df: pd.DataFrame, floatfmt: str = '.2f') -> str:
     lines += ['| ' + ' | '.join(fmt(v) for v in r) + ' |' for r in df.itertuples(index=False)]
     return '\n'.join(lines)
 
-# %% ../nbs/06c_report.ipynb #bd7d6764
-def _plots(res: EvalResult, out: Path, steps: int) -> list:
+# %% ../nbs/06c_report.ipynb #e61f398d
+def _plt():
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    files, S, M = [], res.summary, res.methods
-    lab, fam = dict(zip(M['name'], M['label'])), dict(zip(M['name'], M['family']))
+    return plt
+
+def _names(res: EvalResult) -> tuple:
+    "Method name -> label, and name -> family."
+    M = res.methods; return dict(zip(M['name'], M['label'])), dict(zip(M['name'], M['family']))
+
+def plot_accuracy_by_method(res: EvalResult, out: Path, steps: int) -> str:
+    "Bars of each method's ID accuracy after merging and after `steps` finetuning steps, with 95 % intervals."
+    plt, S, M = _plt(), res.summary, res.methods; lab, _ = _names(res)
     get = lambda m, k: S[(S.method == m) & (S.metric == k)]
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(M)), 4))
     x = np.arange(len(M)); w = 0.4
@@ -73,28 +81,46 @@ def _plots(res: EvalResult, out: Path, steps: int) -> list:
         ax.bar(x + off, mean, w, yerr=err, capsize=2, label=name)
     ax.set_xticks(x); ax.set_xticklabels([lab[m] for m in M['name']], rotation=60, ha='right', fontsize=8)
     ax.set_ylabel('ID accuracy on C3 (%), mean ± 95% CI'); ax.set_ylim(0, 100); ax.legend(fontsize=8); ax.set_title('Accuracy by method')
-    fig.tight_layout(); fig.savefig(out/'accuracy_by_method.png', dpi=110); plt.close(fig); files.append('accuracy_by_method.png')
-    if len(res.curves):
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        cmap = plt.get_cmap('tab20')
-        for k, (m, g) in enumerate(res.curves.groupby('method', sort=False)):
-            cnt = g.groupby('step').triple.nunique(); common = cnt.index[cnt == g.triple.nunique()]  # steps where every triple is scored
-            c = g[g.step.isin(common)].groupby('step').acc.mean()
-            ax.plot(c.index, c.values, 'o' + ('--' if fam.get(m) == 'continual' else '-'), ms=3, color=cmap(k % 20), label=lab.get(m, m))
-        tgt = res.triples.parents_mean_acc.mean(); ax.axhline(tgt, color='k', ls='--', lw=1, label="parents' mean accuracy")
-        ax.set_xlabel('finetuning steps on C3'); ax.set_ylabel('ID accuracy (%), mean over triples'); ax.set_title('Finetuning curves')
-        ax.legend(fontsize=7, ncol=2); fig.tight_layout(); fig.savefig(out/'finetune_curves.png', dpi=110); plt.close(fig); files.append('finetune_curves.png')
+    fig.tight_layout(); fig.savefig(out/'accuracy_by_method.png', dpi=110); plt.close(fig)
+    return 'accuracy_by_method.png'
+
+# %% ../nbs/06c_report.ipynb #7cb92447
+def plot_finetune_curves(res: EvalResult, out: Path) -> str | None:
+    "Mean finetuning curve of each method (continual methods dashed) and the parents' mean accuracy."
+    if not len(res.curves): return None
+    plt = _plt(); lab, fam = _names(res)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    cmap = plt.get_cmap('tab20')
+    for k, (m, g) in enumerate(res.curves.groupby('method', sort=False)):
+        cnt = g.groupby('step').triple.nunique(); common = cnt.index[cnt == g.triple.nunique()]  # steps where every triple is scored
+        c = g[g.step.isin(common)].groupby('step').acc.mean()
+        ax.plot(c.index, c.values, 'o' + ('--' if fam.get(m) == 'continual' else '-'), ms=3, color=cmap(k % 20), label=lab.get(m, m))
+    tgt = res.triples.parents_mean_acc.mean(); ax.axhline(tgt, color='k', ls='--', lw=1, label="parents' mean accuracy")
+    ax.set_xlabel('finetuning steps on C3'); ax.set_ylabel('ID accuracy (%), mean over triples'); ax.set_title('Finetuning curves')
+    ax.legend(fontsize=7, ncol=2); fig.tight_layout(); fig.savefig(out/'finetune_curves.png', dpi=110); plt.close(fig)
+    return 'finetune_curves.png'
+
+# %% ../nbs/06c_report.ipynb #fd8bf1c8
+def plot_loss_vs_accuracy(res: EvalResult, out: Path) -> str | None:
+    "Scatter of each per-triple loss (`wmse`, `merger_loss`) against ID accuracy, one colour per method."
     P = res.per_triple
     losses = [c for c in ('wmse', 'merger_loss') if c in P and P[c].notna().any()]
-    if losses:
-        fig, axs = plt.subplots(1, len(losses), figsize=(5.5 * len(losses), 4), squeeze=False)
-        for ax, lc in zip(axs[0], losses):
-            cmap = plt.get_cmap('tab20')
-            for k, (m, g) in enumerate(P[P[lc].notna()].groupby('method', sort=False)):
-                ax.scatter(g[lc], g.id_acc, s=12, color=cmap(k % 20), marker='^' if fam.get(m) == 'continual' else 'o', label=lab.get(m, m))
-            ax.set_xscale('log'); ax.set_xlabel({'wmse': 'weight MSE to the true C3 model', 'merger_loss': "the merger's loss"}[lc]); ax.set_ylabel('ID accuracy (%)')
-            ax.set_title('Loss vs accuracy per triple'); ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout(); fig.savefig(out/'loss_vs_accuracy.png', dpi=110); plt.close(fig); files.append('loss_vs_accuracy.png')
+    if not losses: return None
+    plt = _plt(); lab, fam = _names(res)
+    fig, axs = plt.subplots(1, len(losses), figsize=(5.5 * len(losses), 4), squeeze=False)
+    for ax, lc in zip(axs[0], losses):
+        cmap = plt.get_cmap('tab20')
+        for k, (m, g) in enumerate(P[P[lc].notna()].groupby('method', sort=False)):
+            ax.scatter(g[lc], g.id_acc, s=12, color=cmap(k % 20), marker='^' if fam.get(m) == 'continual' else 'o', label=lab.get(m, m))
+        ax.set_xscale('log'); ax.set_xlabel({'wmse': 'weight MSE to the true C3 model', 'merger_loss': "the merger's loss"}[lc]); ax.set_ylabel('ID accuracy (%)')
+        ax.set_title('Loss vs accuracy per triple'); ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout(); fig.savefig(out/'loss_vs_accuracy.png', dpi=110); plt.close(fig)
+    return 'loss_vs_accuracy.png'
+
+# %% ../nbs/06c_report.ipynb #87286dd6
+def plot_latent_maps(res: EvalResult, out: Path) -> list:
+    "PCA of each method's latent codes, coloured by C3; one PNG per method that gives codes."
+    plt, files = _plt(), []; lab, _ = _names(res)
     for m, (idx, z) in res.codes.items():
         zc = z - z.mean(0); u, s_, vt = np.linalg.svd(zc, full_matrices=False); xy = zc @ vt[:2].T
         c3 = res.triples.set_index('triple').loc[idx, 'c3'].to_numpy()
@@ -105,21 +131,18 @@ def _plots(res: EvalResult, out: Path, steps: int) -> list:
         fig.tight_layout(); fig.savefig(out/f, dpi=110); plt.close(fig); files.append(f)
     return files
 
-def write_report(res: EvalResult, out, title: str = 'Evaluation', steps: int = 200) -> Path:
-    "Write one CSV per table, the plots, summary.md and, last, results.json into folder `out`."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    steps = steps if res.config.get('finetune') and steps in res.config['finetune']['steps'] else (max(res.config['finetune']['steps']) if res.config.get('finetune') else 0)
-    head = res.headline(steps)
-    tables = {'headline': head, 'summary': res.summary, 'per_triple': res.per_triple, 'finetune_curves': res.curves, 'methods': res.methods,
+# %% ../nbs/06c_report.ipynb #e110f619
+def report_tables(res: EvalResult, steps: int) -> dict:
+    "The tables a report folder holds, by file stem: headline, summary, per-triple, curves, methods, collapse, Spearman, triples, avalanche, tuning."
+    tables = {'headline': res.headline(steps), 'summary': res.summary, 'per_triple': res.per_triple, 'finetune_curves': res.curves, 'methods': res.methods,
               'collapse': res.collapse, 'spearman': res.spearman, 'triples': res.triples}
     av = [c for c in res.per_triple.columns if c.startswith('av_')]
     if av: tables['continual_avalanche'] = res.per_triple.dropna(subset=av, how='all')[['method', 'triple', 'c1', 'c2', 'c3', *av]]
     for k, t in res.tuning.items(): tables[f"tuning_{k.replace(' ', '_')}"] = t
-    for k, t in tables.items(): t.to_csv(out/f'{k}.csv', index=False)
-    files = [f'{k}.csv' for k in tables] + _plots(res, out, steps)
-    rec = lambda t: json.loads(t.to_json(orient='records'))
-    js = dict(title=title, config=res.config, methods=rec(res.methods), headline=rec(head), summary=rec(res.summary), collapse=rec(res.collapse),
-              spearman=rec(res.spearman), tuning={k: rec(t) for k, t in res.tuning.items()}, timings_s=res.timings, files=['results.json', 'summary.md', *files])
+    return tables
+
+def summary_markdown(res: EvalResult, head: pd.DataFrame, title: str, steps: int, files: list) -> str:
+    "The report's summary.md: the headline table, more metrics, collapse, Spearman, tuning and methods."
     S = res.summary.set_index(['method', 'metric'])
     def row(m, keys):
         return [m] + [(f"{S.loc[(m, k), 'mean']:.2f} ± {S.loc[(m, k), 'hi'] - S.loc[(m, k), 'mean']:.2f}" if (m, k) in S.index and np.isfinite(S.loc[(m, k), 'hi']) else
@@ -138,7 +161,20 @@ def write_report(res: EvalResult, out, title: str = 'Evaluation', steps: int = 2
         for k, t in res.tuning.items(): md += [f'### {k}', '', md_table(t), '']
     md += ['## Methods', '', md_table(res.methods[['label', 'family', 'uses_data', 'kind', 'sample', 'params', 'note']]), '',
            '## Files', '', ', '.join(files), '']
-    atomic_write(out/'summary.md', lambda p: p.write_text('\n'.join(md)))
+    return '\n'.join(md)
+
+def write_report(res: EvalResult, out, title: str = 'Evaluation', steps: int = 200) -> Path:
+    "Write one CSV per table, the plots, summary.md and, last, results.json into folder `out`."
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    steps = steps if res.config.get('finetune') and steps in res.config['finetune']['steps'] else (max(res.config['finetune']['steps']) if res.config.get('finetune') else 0)
+    tables = report_tables(res, steps); head = tables['headline']
+    for k, t in tables.items(): t.to_csv(out/f'{k}.csv', index=False)
+    plots = [plot_accuracy_by_method(res, out, steps), plot_finetune_curves(res, out), plot_loss_vs_accuracy(res, out), *plot_latent_maps(res, out)]
+    files = [f'{k}.csv' for k in tables] + [f for f in plots if f]
+    rec = lambda t: json.loads(t.to_json(orient='records'))
+    js = dict(title=title, config=res.config, methods=rec(res.methods), headline=rec(head), summary=rec(res.summary), collapse=rec(res.collapse),
+              spearman=rec(res.spearman), tuning={k: rec(t) for k, t in res.tuning.items()}, timings_s=res.timings, files=['results.json', 'summary.md', *files])
+    atomic_write(out/'summary.md', lambda p: p.write_text(summary_markdown(res, head, title, steps, files)))
     atomic_write(out/'results.json', lambda p: p.write_text(json.dumps(js, indent=1, default=str)))  # last: its presence means the folder is complete
     return out
 

@@ -16,12 +16,12 @@ from torch.utils.data import Dataset
 from .zoo import ACTIVATIONS, INITS, MEMBER_COLS, N_PARAMS, Zoo, ZooConfig, experience_id, zoo_specs
 
 # %% auto #0
-__all__ = ['SUBSCENARIOS', 'TRIPLE_COLS', 'SPLITS', 'class_bits', 'bits_classes', 'class_pairs', 'ScenarioConfig', 'skeleton_zoo',
-           'find_triples', 'split_targets', 'fold_targets', 'split_fold', 'zoo_fingerprint', 'Scenario',
+__all__ = ['SUBSCENARIOS', 'TRIPLE_COLS', 'SPLITS', 'classes_to_bits', 'bits_to_classes', 'class_pairs', 'ScenarioConfig',
+           'skeleton_zoo', 'find_triples', 'split_targets', 'fold_targets', 'split_fold', 'zoo_fingerprint', 'Scenario',
            'make_scenario', 'load_scenario', 'check_triples', 'TripleDataset', 'scenario_dataset']
 
 # %% ../nbs/01_scenarios.ipynb #f5ea83fa
-def class_bits(classes) -> int:
+def classes_to_bits(classes) -> int:
     "The bit mask of a set of digit classes (bit c set if class c is in the set)."
     b = 0
     for c in classes:
@@ -29,7 +29,7 @@ def class_bits(classes) -> int:
         b |= 1 << int(c)
     return b
 
-def bits_classes(bits: int) -> tuple:
+def bits_to_classes(bits: int) -> tuple:
     "The digit classes of a bit mask, ascending."
     return tuple(c for c in range(10) if int(bits) >> c & 1)
 
@@ -38,7 +38,7 @@ def class_pairs(experiences,  # available experiences: bit masks (ints) or class
                 max_overlap: int  # m: the largest allowed |C1 ∩ C2|
                ) -> np.ndarray:
     "All merge pairs as an (n, 3) array of bit masks (C1, C2, C3 = C1 | C2), each unordered pair once (C1 < C2)."
-    E = np.unique(np.array([e if isinstance(e, (int, np.integer)) else class_bits(e) for e in experiences], dtype=np.int64))
+    E = np.unique(np.array([e if isinstance(e, (int, np.integer)) else classes_to_bits(e) for e in experiences], dtype=np.int64))
     if max_overlap < 0: raise ValueError(f"max_overlap must be >= 0, got {max_overlap}")
     a, b = E[:, None], E[None, :]
     inter, union = a & b, a | b
@@ -79,7 +79,7 @@ class ScenarioConfig:
         if self.classes is None: self.classes = d.get('classes')
         if self.max_overlap is None: self.max_overlap = d.get('max_overlap')
         if self.classes is None or self.max_overlap is None: raise ValueError("a 'custom' sub-scenario needs classes and max_overlap")
-        self.classes = tuple(sorted(int(c) for c in self.classes)); class_bits(self.classes)
+        self.classes = tuple(sorted(int(c) for c in self.classes)); classes_to_bits(self.classes)
         for k in ('bins', 'activations', 'inits', 'seeds', 'replicas'):
             v = getattr(self, k)
             if v is not None: setattr(self, k, tuple(v) if isinstance(v, (list, tuple)) else (v,))
@@ -101,7 +101,7 @@ class ScenarioConfig:
     def to_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
 
 # %% ../nbs/01_scenarios.ipynb #142d436f
-def skeleton_zoo(cfg: ZooConfig,  # the zoo configuration (e.g. `PRESETS['tiny']`)
+def skeleton_zoo(cfg: ZooConfig,  # the zoo configuration (e.g. `ZOO_PRESETS['tiny']`)
                  seed: int = 0,  # seed of the random weights
                  drop=None):  # optional rows to leave out (imitating early stopping): iterable of (classes, activation, init, seed, bin)
     "A `Zoo` with the metadata rows `build_zoo(cfg)` makes when no model stops early, and random weights."
@@ -122,7 +122,7 @@ TRIPLE_COLS = ['row1', 'row2', 'row3', 'c1', 'c2', 'c3', 'activation', 'init', '
 def find_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, dict]:
     "All triples of scenario `cfg` in `zoo` (zoo rows and class bit masks), and a report of the triples skipped for a missing member."
     meta = zoo.meta; bits = _row_bits(meta)
-    keep = (bits & ~class_bits(cfg.classes)) == 0
+    keep = (bits & ~classes_to_bits(cfg.classes)) == 0
     for col, val in (('activation', cfg.activations), ('init', cfg.inits), ('seed', cfg.seeds), ('replica', cfg.replicas)):
         if val is not None: keep &= meta[col].isin(val).to_numpy()
     if not keep.any():
@@ -150,7 +150,7 @@ def find_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, dict]:
     P = class_pairs(np.unique(bits[rows]), cfg.max_overlap)
     out, skipped = [], {'total': 0, 'by_bin': {int(b): 0 for b in bins}, 'by_member': {'C1': 0, 'C2': 0, 'C3': 0}, 'examples': []}
     for g, (act, init, seed, rep) in enumerate(groups):
-        R = lookup[g][P[:, :, None], np.arange(len(bins))[None, None, :]]  # (n_pairs, 3, n_bins) zoo rows, -1 = missing
+        R = lookup[g][P[:, :, None], np.arange(len(bins))[None, None, :]]  # (n_triples, 3, n_bins) zoo rows, -1 = missing
         ok = (R >= 0).all(1)
         for b in range(len(bins)):
             p = np.nonzero(ok[:, b])[0]
@@ -160,7 +160,7 @@ def find_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, dict]:
             skipped['total'] += len(miss); skipped['by_bin'][int(bins[b])] += len(miss)
             for k, m in enumerate(('C1', 'C2', 'C3')): skipped['by_member'][m] += int((R[miss, k, b] < 0).sum())
             for q in miss[:max(0, 5 - len(skipped['examples']))]:
-                skipped['examples'].append(dict(C1=bits_classes(P[q, 0]), C2=bits_classes(P[q, 1]), C3=bits_classes(P[q, 2]),
+                skipped['examples'].append(dict(C1=bits_to_classes(P[q, 0]), C2=bits_to_classes(P[q, 1]), C3=bits_to_classes(P[q, 2]),
                                                 activation=act, init=init, seed=int(seed), replica=int(rep), bin=int(bins[b]),
                                                 missing=[m for k, m in enumerate(('C1', 'C2', 'C3')) if R[q, k, b] < 0]))
     t = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=TRIPLE_COLS)
@@ -218,23 +218,23 @@ SPLITS = ('train', 'val', 'test')  # split names; saved arrays are f'{split}_pai
 
 class Scenario:
     "The triples of one scenario, split by target C3, with its config, skip report and zoo fingerprint."
-    def __init__(self, cfg: ScenarioConfig, triples: pd.DataFrame, skipped: dict, fingerprint: str, n_zoo_rows: int):
-        self.cfg, self.triples, self.skipped, self.fingerprint, self.n_zoo_rows = cfg, triples, skipped, fingerprint, n_zoo_rows
+    def __init__(self, cfg: ScenarioConfig, table: pd.DataFrame, skipped: dict, fingerprint: str, n_zoo_rows: int):
+        self.cfg, self.table, self.skipped, self.fingerprint, self.n_zoo_rows = cfg, table, skipped, fingerprint, n_zoo_rows
 
     @property
     def name(self) -> str: return self.cfg.name
-    def pairs(self, split: str) -> np.ndarray:
+    def triples(self, split: str) -> np.ndarray:
         "The (n, 3) zoo rows (C1, C2, C3) of `split` ('train', 'val' or 'test')."
         if split not in SPLITS: raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-        return self.triples.loc[self.triples.split == split, ['row1', 'row2', 'row3']].to_numpy(np.int64)
+        return self.table.loc[self.table.split == split, ['row1', 'row2', 'row3']].to_numpy(np.int64)
 
     def targets(self, split: str) -> list:
         "The distinct target class combinations of `split`."
-        return [bits_classes(b) for b in sorted(self.triples.c3[self.triples.split == split].unique())]
+        return [bits_to_classes(b) for b in sorted(self.table.c3[self.table.split == split].unique())]
 
     def counts(self) -> pd.DataFrame:
         "Triples per |C3| (rows) and split (columns), with the number of distinct targets and totals."
-        t = self.triples.assign(size=[len(bits_classes(b)) for b in self.triples.c3])
+        t = self.table.assign(size=[len(bits_to_classes(b)) for b in self.table.c3])
         n = pd.crosstab(t['size'], t.split).reindex(columns=list(SPLITS), fill_value=0)
         d = t.groupby(['size', 'split']).c3.nunique().unstack(fill_value=0).reindex(columns=list(SPLITS), fill_value=0)
         out = pd.concat({'triples': n, 'targets': d}, axis=1)
@@ -243,20 +243,20 @@ class Scenario:
         return out
 
     def __repr__(self):
-        n = self.triples.split.value_counts()
+        n = self.table.split.value_counts()
         return (f"Scenario({self.name}: classes {self.cfg.classes}, m={self.cfg.max_overlap}; triples "
                 f"train {n.get('train', 0)}, val {n.get('val', 0)}, test {n.get('test', 0)}; skipped {self.skipped['total']})")
 
     def to_json(self) -> dict:
         return dict(name=self.name, config=self.cfg.to_dict(), zoo_fingerprint=self.fingerprint, n_zoo_rows=self.n_zoo_rows,
-                    counts={s: int((self.triples.split == s).sum()) for s in SPLITS},
+                    counts={s: int((self.table.split == s).sum()) for s in SPLITS},
                     targets={s: self.targets(s) for s in SPLITS}, skipped=self.skipped,
                     arrays={f'{s}_pair2': 'zoo rows (C1, C2, C3), shape (n, 3)' for s in SPLITS})
 
     def save(self, folder) -> Path:
         "Write `NAME.npz` (train_pair2, val_pair2, test_pair2) and `NAME.json` into `folder`; returns the .npz path."
         folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder/f'{self.name}.npz', **{f'{s}_pair2': self.pairs(s) for s in SPLITS})
+        np.savez(folder/f'{self.name}.npz', **{f'{s}_pair2': self.triples(s) for s in SPLITS})
         (folder/f'{self.name}.json').write_text(json.dumps(self.to_json(), indent=1, default=int))
         return folder/f'{self.name}.npz'
 
@@ -281,49 +281,49 @@ def load_scenario(path) -> dict:
     return out
 
 # %% ../nbs/01_scenarios.ipynb #6ae2a345
-def check_triples(zoo: Zoo, pairs: np.ndarray) -> np.ndarray:
+def check_triples(zoo: Zoo, triples: np.ndarray) -> np.ndarray:
     "Check (n, 3) zoo rows (C1, C2, C3): same activation, init, seed and bin, and C3 == C1 ∪ C2; returns them as int64."
-    pairs = np.asarray(pairs)
-    if pairs.ndim != 2 or pairs.shape[1] != 3 or not np.issubdtype(pairs.dtype, np.integer):
-        raise ValueError(f"triples must be an (n, 3) integer array of zoo rows, got shape {pairs.shape} of {pairs.dtype}")
-    pairs = pairs.astype(np.int64)
-    if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(zoo)):
-        raise ValueError(f"triple rows must lie in 0..{len(zoo) - 1} (the zoo's rows), got {pairs.min()}..{pairs.max()}")
+    triples = np.asarray(triples)
+    if triples.ndim != 2 or triples.shape[1] != 3 or not np.issubdtype(triples.dtype, np.integer):
+        raise ValueError(f"triples must be an (n, 3) integer array of zoo rows, got shape {triples.shape} of {triples.dtype}")
+    triples = triples.astype(np.int64)
+    if len(triples) and (triples.min() < 0 or triples.max() >= len(zoo)):
+        raise ValueError(f"triple rows must lie in 0..{len(zoo) - 1} (the zoo's rows), got {triples.min()}..{triples.max()}")
     meta, bits = zoo.meta, _row_bits(zoo.meta)
     for col in ('activation', 'init', 'seed', 'bin'):
-        v = meta[col].to_numpy()[pairs]
+        v = meta[col].to_numpy()[triples]
         bad = np.nonzero((v != v[:, :1]).any(1))[0]
         if len(bad):
             i = bad[0]
-            raise ValueError(f"triple {i} (zoo rows {pairs[i].tolist()}) mixes models of different {col}: {v[i].tolist()}")
-    b = bits[pairs]
+            raise ValueError(f"triple {i} (zoo rows {triples[i].tolist()}) mixes models of different {col}: {v[i].tolist()}")
+    b = bits[triples]
     bad = np.nonzero(b[:, 2] != (b[:, 0] | b[:, 1]))[0]
     if len(bad):
         i = bad[0]
-        raise ValueError(f"triple {i} (zoo rows {pairs[i].tolist()}): C3 {bits_classes(b[i, 2])} is not C1 ∪ C2 = "
-                         f"{bits_classes(b[i, 0] | b[i, 1])}")
-    return pairs
+        raise ValueError(f"triple {i} (zoo rows {triples[i].tolist()}): C3 {bits_to_classes(b[i, 2])} is not C1 ∪ C2 = "
+                         f"{bits_to_classes(b[i, 0] | b[i, 1])}")
+    return triples
 
 # %% ../nbs/01_scenarios.ipynb #765b8d41
 class TripleDataset(Dataset):
     "The triples (C1, C2, C3) of one split as a torch `Dataset`: weights (3, 2464), class masks (3, 10) and metadata."
     def __init__(self, zoo: Zoo,
-                 pairs,  # (n, 3) zoo rows (C1, C2, C3), e.g. `Scenario.pairs('train')` or a loaded `train_pair2`
+                 triples,  # (n, 3) zoo rows (C1, C2, C3), e.g. `Scenario.triples('train')` or a loaded `train_pair2`
                  both_orders: bool = False,  # also serve (C2, C1, C3) for each triple (doubles the length)
                  transform=None,  # optional callable on the (3, 2464) weight tensor
                  fingerprint: str | None = None):  # if given (e.g. from a saved scenario), the zoo must match it
         if fingerprint is not None and fingerprint != zoo_fingerprint(zoo):
             raise ValueError(f"this zoo (fingerprint {zoo_fingerprint(zoo)}) is not the one the triples were made from ({fingerprint})")
-        self.zoo, self.pairs, self.both_orders, self.transform = zoo, check_triples(zoo, pairs), both_orders, transform
+        self.zoo, self.triples, self.both_orders, self.transform = zoo, check_triples(zoo, triples), both_orders, transform
         self.masks = torch.from_numpy(zoo.meta[MEMBER_COLS].to_numpy().astype(bool))
 
-    def __len__(self): return len(self.pairs) * (2 if self.both_orders else 1)
+    def __len__(self): return len(self.triples) * (2 if self.both_orders else 1)
 
     def __getitem__(self, i):
         if not -len(self) <= i < len(self): raise IndexError(f"index {i} out of range for {len(self)} triples")
         i %= len(self)
-        rows = self.pairs[i % len(self.pairs)]
-        if i >= len(self.pairs): rows = rows[[1, 0, 2]]
+        rows = self.triples[i % len(self.triples)]
+        if i >= len(self.triples): rows = rows[[1, 0, 2]]
         w = torch.from_numpy(np.array(self.zoo.weights[rows], dtype=np.float32))
         if self.transform is not None: w = self.transform(w)
         m = self.zoo.meta; r = int(rows[0])
@@ -334,7 +334,7 @@ class TripleDataset(Dataset):
 # %% ../nbs/01_scenarios.ipynb #53086170
 def scenario_dataset(zoo: Zoo, scenario, split: str, **kwargs) -> TripleDataset:
     "The `TripleDataset` of `split` of a `Scenario`, or of a saved one (path or `load_scenario` dict), checked against the zoo."
-    if isinstance(scenario, Scenario): return TripleDataset(zoo, scenario.pairs(split), fingerprint=scenario.fingerprint, **kwargs)
+    if isinstance(scenario, Scenario): return TripleDataset(zoo, scenario.triples(split), fingerprint=scenario.fingerprint, **kwargs)
     if not isinstance(scenario, dict): scenario = load_scenario(scenario)
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     return TripleDataset(zoo, scenario[f'{split}_pair2'], fingerprint=scenario['info']['zoo_fingerprint'], **kwargs)

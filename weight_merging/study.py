@@ -16,20 +16,20 @@ from fastcore.script import call_parse, store_true
 from .zoo import zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
 from .build import build_zoo
 from .scenarios import ScenarioConfig, make_scenario, find_triples
-from .train import TRAIN_PRESETS, MergerConfig, merger_preset, train_merger
+from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger
 from .eval import FinetuneConfig, evaluate, cluster_mean_ci
 from .continual import CLConfig, CL_STRATEGIES
 from .report import baseline_methods, write_report, load_result, merger_from_run, md_table
 
 # %% auto #0
-__all__ = ['RUN_PRESETS', 'EVAL_DEFAULTS', 'eval_settings', 'fold_config', 'fold_triples', 'StageLog', 'zoo_stage', 'eval_fold',
+__all__ = ['STUDY_PRESETS', 'EVAL_DEFAULTS', 'eval_settings', 'fold_config', 'fold_triples', 'StageLog', 'zoo_stage', 'eval_fold',
            'pool_study', 'method_stats', 'study_headline', 'versus', 'headline_markdown', 'study_report',
            'compare_results', 'run_study', 'wm_run']
 
 # %% ../nbs/07_study.ipynb #017c7643
 _QUICK_EVAL = dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=6, cl_sample=3, n_fisher=64)
 _DESIGN = dict(distill=1.)  # the merger design the ablation of 05_train selected: the functional (distillation) term
-RUN_PRESETS = {
+STUDY_PRESETS = {
     'tiny': dict(zoo='tiny', replicas=(0, 1), fresh=(100,), train='tiny', train_overrides=dict(distill=0.5),
                  folds=2, run_folds=(0,), seeds=(0,),
                  eval=dict(steps=(0, 10, 20), epochs=1, eval_every=10, ft_sample=2, cl_sample=1, cl_epochs=1, continual=('naive', 'joint'),
@@ -49,19 +49,19 @@ EVAL_DEFAULTS = dict(steps=(0, 50, 100, 200, 500), epochs=3, eval_every=50, ft_s
                      continual=CL_STRATEGIES, n_fisher=128, max_per_class=None, bootstrap=1000, seed=0)  # what an evaluation entry may set
 
 def eval_settings(entry: dict) -> dict:
-    "The full evaluation settings of a `RUN_PRESETS` entry (unknown keys are an error)."
+    "The full evaluation settings of a `STUDY_PRESETS` entry (unknown keys are an error)."
     bad = set(entry) - set(EVAL_DEFAULTS)
     if bad: raise ValueError(f"unknown evaluation settings {sorted(bad)}; valid: {', '.join(EVAL_DEFAULTS)}")
     s = {**EVAL_DEFAULTS, **entry}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in s.items()}
 
 # %% ../nbs/07_study.ipynb #6b95b27c
-def fold_config(P: dict,  # a RUN_PRESETS entry
+def fold_config(P: dict,  # a STUDY_PRESETS entry
                 zoo_dir,  # the training zoo
                 fold: int, seed: int,
                 wandb: str = 'disabled') -> MergerConfig:
     "The `MergerConfig` of fold `fold`, seed `seed` of preset entry `P`."
-    base, over = TRAIN_PRESETS[P['train']], dict(P.get('train_overrides', {}))
+    base, over = MERGER_PRESETS[P['train']], dict(P.get('train_overrides', {}))
     model = {**base.get('model', {}), **over.pop('model', {})}
     scenario = {**base.get('scenario', {}), 'folds': P['folds'], 'fold': fold}
     return merger_preset(P['train'], **{**over, 'zoo': str(zoo_dir), 'scenario': scenario, 'model': model, 'seed': seed, 'wandb': wandb})
@@ -70,7 +70,7 @@ def fold_config(P: dict,  # a RUN_PRESETS entry
 def fold_triples(zoo, fresh, cfg: MergerConfig) -> dict:
     "Zoo rows (n, 3) of fold `cfg`'s held-out triples in `zoo` ('own') and `fresh` ('fresh'), its validation triples, and its held-out targets."
     sc = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
-    t, first = sc.triples, sc.triples.replica.min()
+    t, first = sc.table, sc.table.replica.min()
     held = set(t.c3[t.split == 'test'].tolist())
     rows = lambda d: d[['row1', 'row2', 'row3']].to_numpy(np.int64)
     ft, _ = find_triples(fresh, ScenarioConfig(**{**cfg.scenario, 'folds': 0, 'fold': 0, 'replicas': None, 'seeds': None}))
@@ -267,7 +267,7 @@ def compare_results(a, b,  # two wm-run results.json files or their folders: the
     return pd.concat(rows, ignore_index=True)
 
 # %% ../nbs/07_study.ipynb #426cfd43
-def run_study(preset: str = 'quick',  # a RUN_PRESETS name
+def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
               out=None,  # run folder (default: runs/PRESET)
               workers: int | None = None,  # zoo training processes (default: every CPU core)
               device: str = 'cpu',  # cpu or cuda (zoo; training picks a GPU when there is one)
@@ -278,9 +278,9 @@ def run_study(preset: str = 'quick',  # a RUN_PRESETS name
               seeds=None,  # merger seeds (default: the preset's)
               progress: bool = True, log: Callable | None = print) -> dict:
     "Zoos -> one merger per fold and seed -> evaluation of each fold -> pooled report; finished stages are skipped."
-    if preset not in RUN_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(RUN_PRESETS)}")
+    if preset not in STUDY_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
     log = log or (lambda *a: None)
-    P = dict(RUN_PRESETS[preset]); P['eval'] = {**P['eval'], **(eval or {})}
+    P = dict(STUDY_PRESETS[preset]); P['eval'] = {**P['eval'], **(eval or {})}
     if seeds is not None: P['seeds'] = tuple(seeds)
     fl = list(range(P['folds'])) if folds == 'all' or (folds is None and P['run_folds'] is None) else list(folds if folds is not None else P['run_folds'])
     if bad := [f for f in fl if not 0 <= f < P['folds']]: raise ValueError(f"folds {bad} out of range: preset {preset!r} has {P['folds']} folds")

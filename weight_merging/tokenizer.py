@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from .zoo import LAYERS, LAYER_SLICES, N_PARAMS
 
 # %% auto #0
-__all__ = ['TOKENIZERS', 'HIDDEN_UNITS', 'consecutive_runs', 'IndexTokenizer', 'ChunkTokenizer', 'NeuronTokenizer',
-           'get_tokenizer', 'LayerStandardizer', 'permutation_index', 'random_unit_perms', 'permute_weights',
-           'PermutationBank', 'PermutationAugment']
+__all__ = ['TOKENIZERS', 'HIDDEN_UNITS', 'UNIT_WIRING', 'PARAM_VIEWS', 'consecutive_runs', 'IndexTokenizer', 'ChunkTokenizer',
+           'NeuronTokenizer', 'get_tokenizer', 'LayerStandardizer', 'permutation_index', 'random_unit_perms',
+           'permute_weights', 'PermutationBank', 'PermutationAugment']
 
 # %% ../nbs/02_tokenizer.ipynb #13eb5165
 def consecutive_runs(tokens: list  # one sequence of parameter positions per token, in order
@@ -180,28 +180,24 @@ class LayerStandardizer(nn.Module):
 
 # %% ../nbs/02_tokenizer.ipynb #1b0b68c4
 HIDDEN_UNITS = {'conv1': 8, 'conv2': 6, 'conv3': 4, 'fc1': 20}  # hidden layers whose units can be permuted -> unit count
+UNIT_WIRING = {'conv1': [('conv1.weight', 0), ('conv1.bias', 0), ('conv2.weight', 1)],
+               'conv2': [('conv2.weight', 0), ('conv2.bias', 0), ('conv3.weight', 1)],
+               'conv3': [('conv3.weight', 0), ('conv3.bias', 0), ('fc1.weight', 1)],
+               'fc1': [('fc1.weight', 0), ('fc1.bias', 0), ('fc2.weight', 1)]}  # unit set -> the (parameter, axis) it permutes
+PARAM_VIEWS = {'fc1.weight': (20, 4, 9)}  # fc1's 36 inputs are conv3's 4 channels × 9 positions, channel-major
 
 # %% ../nbs/02_tokenizer.ipynb #2af5db06
 def _perm_tables():
-    "Per parameter: global unit id as output and as input (len(units) = none), and the strides of those units."
+    "Per parameter: global unit id as output and as input (len(units) = none), and the strides of those units, from `UNIT_WIRING`."
     n_units = sum(HIDDEN_UNITS.values()); base = dict(zip(HIDDEN_UNITS, np.cumsum([0, *HIDDEN_UNITS.values()])[:-1]))
-    out_u = np.full(N_PARAMS, n_units); in_u = np.full(N_PARAMS, n_units)
-    out_s = np.zeros(N_PARAMS, np.int64); in_s = np.zeros(N_PARAMS, np.int64)
-    prev = {'conv2': 'conv1', 'conv3': 'conv2', 'fc1': 'conv3', 'fc2': 'fc1'}
-    for k, shp in LAYERS.items():
-        layer, kind = k.split('.'); sl = LAYER_SLICES[k]; pos = np.arange(sl.start, sl.stop).reshape(shp)
-        if layer in HIDDEN_UNITS:  # output units of this layer
-            o = np.broadcast_to(np.arange(shp[0]).reshape(-1, *[1] * (len(shp) - 1)), shp)
-            out_u[pos] = base[layer] + o; out_s[pos] = math.prod(shp[1:])
-        if kind == 'weight' and layer in prev:  # input units coming from the previous hidden layer
-            src = prev[layer]; n_in = HIDDEN_UNITS[src]
-            if layer == 'fc1':  # 36 inputs = 4 channels x 9 positions, channel-major
-                i = np.broadcast_to(np.arange(shp[1]) // 9, shp); stride = 9
-            else:
-                i = np.broadcast_to(np.arange(shp[1]).reshape(1, -1, *[1] * (len(shp) - 2)), shp); stride = math.prod(shp[2:])
-            assert i.max() + 1 == n_in
-            in_u[pos] = base[src] + i; in_s[pos] = stride
-    return base, torch.from_numpy(out_u), torch.from_numpy(in_u), torch.from_numpy(out_s), torch.from_numpy(in_s)
+    unit = [np.full(N_PARAMS, n_units), np.full(N_PARAMS, n_units)]; stride = [np.zeros(N_PARAMS, np.int64), np.zeros(N_PARAMS, np.int64)]
+    for layer, wiring in UNIT_WIRING.items():
+        for k, ax in wiring:  # axis 0: the layer's own output units; axis 1: its units as the next layer's inputs
+            shp = PARAM_VIEWS.get(k, LAYERS[k]); sl = LAYER_SLICES[k]; pos = np.arange(sl.start, sl.stop).reshape(shp)
+            assert shp[ax] == HIDDEN_UNITS[layer], (layer, k)
+            u = np.arange(shp[ax]).reshape([-1 if d == ax else 1 for d in range(len(shp))])
+            unit[ax][pos] = base[layer] + u; stride[ax][pos] = math.prod(shp[ax + 1:])
+    return base, *(torch.from_numpy(t) for t in (unit[0], unit[1], stride[0], stride[1]))
 
 _UNIT_BASE, _OUT_U, _IN_U, _OUT_S, _IN_S = _perm_tables()
 

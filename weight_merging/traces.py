@@ -284,20 +284,20 @@ def replica_partners(zoo: Zoo, rows: Sequence[int]) -> list[list[int]]:
     return [[j for j in by[key[r]] if rep[j] != rep[r]] for r in rows]
 
 # %% ../nbs/08_traces.ipynb #6f50f0aa
-def what_is_kept(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows (C1, C2, C3) of the test triples
+def what_is_kept(zoo: Zoo, triples: np.ndarray,  # (n, 3) zoo rows (C1, C2, C3) of the test triples
                  pred: torch.Tensor,  # (n, 2464) the merger's predicted C3 CNNs
                  tf: TraceFeatures,  # fitted on the zoo
                  data=None,  # MNISTData the zoo was trained with (default: `zoo_data(zoo)`)
                  steps: int = 200, seed: int = 0) -> pd.DataFrame:
     "Per test triple: accuracies of T, P and F (P finetuned `steps` steps) and, per family, d(P,T), d(F,T), d(F,P), replica floor d(T,T')."
-    pairs, pred = np.asarray(pairs, np.int64).reshape(-1, 3), check_weights(pred)
-    if len(pred) != len(pairs): raise ValueError(f"{len(pairs)} triples but {len(pred)} predictions")
+    triples, pred = np.asarray(triples, np.int64).reshape(-1, 3), check_weights(pred)
+    if len(pred) != len(triples): raise ValueError(f"{len(triples)} triples but {len(pred)} predictions")
     data, m = data or zoo_data(zoo), zoo.meta
-    acts = m.activation.to_numpy()[pairs[:, 2]]
-    c3 = [zoo.classes(int(r)) for r in pairs[:, 2]]
-    T = zoo.vectors(pairs[:, 2])
+    acts = m.activation.to_numpy()[triples[:, 2]]
+    c3 = [zoo.classes(int(r)) for r in triples[:, 2]]
+    T = zoo.vectors(triples[:, 2])
     cfg = FinetuneConfig(steps=(0, steps), epochs=0, eval_every=max(steps, 1), seed=seed)
-    Fw, acc = torch.zeros_like(pred), np.full((len(pairs), 3), np.nan)
+    Fw, acc = torch.zeros_like(pred), np.full((len(triples), 3), np.nan)
     for a in sorted(set(acts)):
         sel = np.nonzero(acts == a)[0]
         cl = [c3[i] for i in sel]
@@ -307,12 +307,12 @@ def what_is_kept(zoo: Zoo, pairs: np.ndarray,  # (n, 3) zoo rows (C1, C2, C3) of
         acc[sel, 0] = score_cnns(T[sel], a, data, cl).acc.to_numpy()
     fT, fP, fF = tf.transform(T), tf.transform(pred), tf.transform(Fw)
     dPT, dFT, dFP = tf.distance(fP, fT), tf.distance(fF, fT), tf.distance(fF, fP)
-    partners = replica_partners(zoo, pairs[:, 2])
+    partners = replica_partners(zoo, triples[:, 2])
     flat = sorted({j for p in partners for j in p})
     fR = tf.transform(zoo.vectors(flat)) if flat else None
     pos = {j: i for i, j in enumerate(flat)}
-    out = pd.DataFrame(dict(triple=np.arange(len(pairs)), row1=pairs[:, 0], row2=pairs[:, 1], row3=pairs[:, 2],
-                            c3=[''.join(map(str, c)) for c in c3], bin=m.bin.to_numpy()[pairs[:, 2]], replica=m.replica.to_numpy()[pairs[:, 2]],
+    out = pd.DataFrame(dict(triple=np.arange(len(triples)), row1=triples[:, 0], row2=triples[:, 1], row3=triples[:, 2],
+                            c3=[''.join(map(str, c)) for c in c3], bin=m.bin.to_numpy()[triples[:, 2]], replica=m.replica.to_numpy()[triples[:, 2]],
                             acc_true=acc[:, 0], acc_pred=acc[:, 1], acc_ft=acc[:, 2],
                             acc_ft_check=score_cnns(Fw, list(acts), data, c3).acc.to_numpy()))
     for f in tf.families:
@@ -367,12 +367,12 @@ def merger_test_triples(zoo: Zoo, run_dir) -> tuple[np.ndarray, dict]:
     sc = make_scenario(zoo, ScenarioConfig(**info['config']))
     if sc.fingerprint != info['zoo_fingerprint']:
         raise ValueError(f"the zoo given is not the one merger run {run_dir} was trained on (fingerprint {sc.fingerprint}, run's {info['zoo_fingerprint']})")
-    pairs = sc.pairs('test')
+    triples = sc.triples('test')
     npz = js[0].with_suffix('.npz')
     if npz.exists():
         with np.load(npz) as f:
-            if not np.array_equal(f['test_pair2'], pairs): raise ValueError(f"the rebuilt test triples differ from those saved in {npz}")
-    return pairs, dict(scenario=info['name'], targets=sc.targets('test'), n_test=len(pairs))
+            if not np.array_equal(f['test_pair2'], triples): raise ValueError(f"the rebuilt test triples differ from those saved in {npz}")
+    return triples, dict(scenario=info['name'], targets=sc.targets('test'), n_test=len(triples))
 
 # %% ../nbs/08_traces.ipynb #3a3df88e
 def run_traces(zoo='runs/study/zoo',  # zoo folder
@@ -401,14 +401,14 @@ def run_traces(zoo='runs/study/zoo',  # zoo folder
         t = time.time(); per = []
         data = zoo_data(zoo)
         for r in mergers:
-            pairs, sinfo = merger_test_triples(zoo, r)
-            if max_triples: pairs = pairs[np.random.default_rng(seed).permutation(len(pairs))[:max_triples]]
+            triples, sinfo = merger_test_triples(zoo, r)
+            if max_triples: triples = triples[np.random.default_rng(seed).permutation(len(triples))[:max_triples]]
             model, std, _ = load_merger(r)
-            w1, w2 = zoo.vectors(pairs[:, 0]), zoo.vectors(pairs[:, 1])
+            w1, w2 = zoo.vectors(triples[:, 0]), zoo.vectors(triples[:, 1])
             pred = predict(model, std, w1, w2)
-            p = what_is_kept(zoo, pairs, pred, tf, data, steps, seed).assign(merger=str(r))
-            per.append(p); runs.append(dict(run=str(r), **sinfo, n_used=len(pairs)))
-            log(f"what is kept, {r}: {len(pairs)} test triples")
+            p = what_is_kept(zoo, triples, pred, tf, data, steps, seed).assign(merger=str(r))
+            per.append(p); runs.append(dict(run=str(r), **sinfo, n_used=len(triples)))
+            log(f"what is kept, {r}: {len(triples)} test triples")
         per = pd.concat(per, ignore_index=True)
         per['c3'] = per.c3.astype(str)
         summ = kept_summary(per, tf.families)

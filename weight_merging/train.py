@@ -11,18 +11,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .zoo import (zoo_data, N_PARAMS, LAYERS, LAYER_SLICES, Zoo, load_zoo, cnn_forward, score_cnns,
-                                atomic_write, ZooCNN, model_to_vec, PRESETS, cli_errors)
+                                atomic_write, ZooCNN, model_to_vec, cli_errors)
 from .scenarios import ScenarioConfig, make_scenario, Scenario, SPLITS
-from .tokenizer import LayerStandardizer, PermutationAugment
-from .transformer import TransformerAE, transformer_config, TransformerConfig
+from .tokenizer import LayerStandardizer, PermutationAugment, PermutationBank
+from .transformer import TransformerAE, transformer_preset, TransformerConfig
 from .losses import CompositeLoss, LossContext, fisher_rao, sublevel_diagram
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'setup_run', 'triple_info', 'diagnostics',
+__all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'setup_run', 'triple_info', 'diagnostics',
            'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict', 'reference_accuracies',
-           'distill_loss', 'ClassImages', 'composite_loss', 'train_merger', 'wm_train', 'save_run_report']
+           'distill_loss', 'ClassImages', 'composite_loss', 'make_optimizer', 'MergerTrainer', 'train_merger',
+           'wm_train', 'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
@@ -65,7 +67,7 @@ class MergerConfig:
         return cls(**d)
 
 # %% ../nbs/05_train.ipynb #5b597212
-TRAIN_PRESETS = {
+MERGER_PRESETS = {
     'tiny': dict(zoo='runs/zoo-tiny', scenario=dict(subscenario='custom', classes=(0, 1, 2, 3), max_overlap=1, val_frac=.2, test_frac=.2),
                  model=dict(d_model=32, n_layers=1, heads=2, d_ff=64, neck=32), epochs=4, batch_size=16, diag_every=2, diag_triples=8),
     'quick': dict(zoo='runs/zoo-quick', scenario=dict(subscenario='type1_m0'), epochs=60, diag_every=10, distill=1.),  # the measured best design
@@ -75,8 +77,8 @@ TRAIN_PRESETS = {
 
 def merger_preset(name: str, **overrides) -> MergerConfig:
     "The `MergerConfig` of preset `name` with fields overridden."
-    if name not in TRAIN_PRESETS: raise ValueError(f"unknown training preset {name!r}; valid: {', '.join(TRAIN_PRESETS)}")
-    return MergerConfig.from_dict({**TRAIN_PRESETS[name], **overrides})
+    if name not in MERGER_PRESETS: raise ValueError(f"unknown training preset {name!r}; valid: {', '.join(MERGER_PRESETS)}")
+    return MergerConfig.from_dict({**MERGER_PRESETS[name], **overrides})
 
 # %% ../nbs/05_train.ipynb #4900b93b
 @dataclass
@@ -90,31 +92,31 @@ class RunSetup:
     std: LayerStandardizer
     W: torch.Tensor  # standardized zoo weights (N, 2464)
     data: object  # MNISTData that scores the CNNs
-    pairs: dict  # split -> LongTensor (n, 3) of zoo rows
+    triples: dict  # split -> LongTensor (n, 3) of zoo rows
 
 def setup_run(cfg: MergerConfig) -> RunSetup:
     "Load and check everything a run needs; raises a clear error before any training."
     from weight_merging.losses import parse_loss_weights
     names = parse_loss_weights(cfg.losses)
     loss = CompositeLoss(names, {k: v for k, v in cfg.loss_params.items() if k in names})
-    model_cfg = transformer_config(cfg.preset, **cfg.model)
+    model_cfg = transformer_preset(cfg.preset, **cfg.model)
     if model_cfg.mode != 'merge': raise ValueError("the merger trains mode='merge' models (two parents in)")
     if not Path(cfg.zoo).exists(): raise FileNotFoundError(f"no zoo at {cfg.zoo}: build one first, e.g. `wm-zoo --preset quick --out {cfg.zoo}`")
     zoo = load_zoo(cfg.zoo, mmap=False)
     scen = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
-    pairs = {s: torch.from_numpy(scen.pairs(s)) for s in SPLITS}
+    triples = {s: torch.from_numpy(scen.triples(s)) for s in SPLITS}
     for s in ('train', 'val'):
-        if len(pairs[s]) == 0: raise ValueError(f"scenario {scen.name} has no {s} triples: use a larger zoo or other val/test fractions")
+        if len(triples[s]) == 0: raise ValueError(f"scenario {scen.name} has no {s} triples: use a larger zoo or other val/test fractions")
     if cfg.select_images not in ('val', 'test'): raise ValueError(f"select_images must be 'val' or 'test', got {cfg.select_images!r}")
-    std = LayerStandardizer().fit(zoo.weights[np.unique(pairs['train'].numpy())])
+    std = LayerStandardizer().fit(zoo.weights[np.unique(triples['train'].numpy())])
     W = std.transform(torch.from_numpy(np.asarray(zoo.weights, dtype=np.float32)))
-    return RunSetup(cfg, zoo, scen, model_cfg, loss, std, W, zoo_data(zoo), pairs)
+    return RunSetup(cfg, zoo, scen, model_cfg, loss, std, W, zoo_data(zoo), triples)
 
 # %% ../nbs/05_train.ipynb #b3aaed42
-def triple_info(zoo: Zoo, pairs: torch.Tensor) -> dict:
+def triple_info(zoo: Zoo, triples: torch.Tensor) -> dict:
     "Per triple: target classes C3, parents' classes, activation, and the shared initial weights θ0 (T, 2464)."
     m = zoo.meta
-    rows = pairs.numpy() if isinstance(pairs, torch.Tensor) else np.asarray(pairs)
+    rows = triples.numpy() if isinstance(triples, torch.Tensor) else np.asarray(triples)
     acts = [m.activation.iat[r] for r in rows[:, 2]]
     inits, seeds = [m.init.iat[r] for r in rows[:, 2]], [int(m.seed.iat[r]) for r in rows[:, 2]]
     theta0 = {k: model_to_vec(ZooCNN(*k)) for k in set(zip(acts, inits, seeds))}
@@ -254,10 +256,10 @@ def predict(model: TransformerAE, std: LayerStandardizer, w1: torch.Tensor, w2: 
     return torch.cat(out) if out else torch.zeros(0, N_PARAMS)
 
 # %% ../nbs/05_train.ipynb #8dfbe630
-def reference_accuracies(zoo: Zoo, pairs: torch.Tensor, data, split: str = 'val') -> dict:
-    "Mean accuracy (%) on C3's images of θ0, the parents' average, each parent and the true C3 model, over triples `pairs`."
-    info = triple_info(zoo, pairs)
-    w1, w2, w3 = (zoo.vectors(pairs[:, i]) for i in range(3))
+def reference_accuracies(zoo: Zoo, triples: torch.Tensor, data, split: str = 'val') -> dict:
+    "Mean accuracy (%) on C3's images of θ0, the parents' average, each parent and the true C3 model, over `triples`."
+    info = triple_info(zoo, triples)
+    w1, w2, w3 = (zoo.vectors(triples[:, i]) for i in range(3))
     f = lambda v: round(float(score_cnns(v, info['activation'], data, info['c3'], split).acc.mean()), 3)
     return dict(theta0=f(info['theta0']), average=f((w1 + w2)/2), parent1=f(w1), parent2=f(w2), target=f(w3))
 
@@ -286,12 +288,6 @@ class ClassImages:
         return self.data.x[idx.to(self.data.x.device)]
 
 # %% ../nbs/05_train.ipynb #0330bf77
-def _lr_lambda(total: int, warmup: int):
-    def f(step):
-        if step < warmup: return (step + 1)/max(1, warmup)
-        return 0.5*(1 + math.cos(math.pi*min(1., (step - warmup)/max(1, total - warmup))))
-    return f
-
 def composite_loss(loss: CompositeLoss, pred, target, activations, std: LayerStandardizer, model, w1, w2, probe):
     "The composite loss of raw (de-standardized) weights, per activation group; the merger's codes for `latent`."
     enc = lambda w, k: model.encode(std.transform(w), k)
@@ -304,129 +300,189 @@ def composite_loss(loss: CompositeLoss, pred, target, activations, std: LayerSta
         for k, v in p.items(): parts[k] = parts.get(k, torch.zeros(len(pred), device=pred.device)).index_put((i,), v)
     return total, parts
 
-# %% ../nbs/05_train.ipynb #b8643d21
+# %% ../nbs/05_train.ipynb #9a124327
+def _lr_lambda(total: int, warmup: int):
+    def f(step):
+        if step < warmup: return (step + 1)/max(1, warmup)
+        return 0.5*(1 + math.cos(math.pi*min(1., (step - warmup)/max(1, total - warmup))))
+    return f
+
+def make_optimizer(model: TransformerAE, cfg: MergerConfig, steps: int) -> tuple:
+    "AdamW over (encoders, neck, decoder) with their learning rates, and its warm-up + cosine schedule over `cfg.epochs` epochs of `steps`."
+    enc = [p for m in model.encoders for p in m.parameters()]
+    groups = [dict(params=enc, lr=cfg.lr), dict(params=list(model.neck.parameters()), lr=cfg.lr_fusion or cfg.lr),
+              dict(params=list(model.decoder.parameters()), lr=cfg.lr_decoder or cfg.lr)]
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, [_lr_lambda(steps*cfg.epochs, int(cfg.warmup_epochs*steps))]*3)
+
+# %% ../nbs/05_train.ipynb #5f5795e4
+class MergerTrainer:
+    "Algorithm 1 for one scenario: the model, optimizer, data and run state that `fit` trains."
+    def __init__(self, cfg: MergerConfig,  # the run's configuration
+                 out,  # run folder: checkpoints, metrics.jsonl, W&B files, summary.json
+                 resume: bool = True):  # continue from out/last.pt if it is there
+        from accelerate import Accelerator
+        self.cfg, self.S, self.out = cfg, setup_run(cfg), Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        cuda = torch.cuda.is_available()
+        self.precision = ('bf16' if cuda else 'no') if cfg.precision == 'auto' else cfg.precision
+        self.accel = Accelerator(mixed_precision=self.precision, cpu=not cuda)
+        torch.manual_seed(cfg.seed)
+        model = TransformerAE(self.S.model_cfg)
+        self.n_triples = len(self.S.triples['train']); self.n_samples = self.n_triples*(2 if cfg.both_orders else 1)
+        self.per_proc = self.n_samples // self.accel.num_processes
+        self.steps = max(1, math.ceil(self.per_proc/cfg.batch_size))
+        opt, self.sched = make_optimizer(model, cfg, self.steps)
+        self.start, self.best, self.best_epoch, self.bad, self.history = 1, -1., 0, 0, []
+        if resume and (self.out/'last.pt').exists(): self.load_state(model, opt)
+        self.model, self.opt = self.accel.prepare(model, opt)
+        self.core = self.accel.unwrap_model(self.model)
+        self.place_data()
+
+    def load_state(self, model, opt):
+        "Continue from `last.pt` (its configuration must match this one)."
+        st = read_checkpoint(self.out/'last.pt')
+        if (mm := _ckpt_config_mismatch(st['config'], self.cfg)):
+            raise ValueError(f"{self.out/'last.pt'} does not match this configuration: " + '; '.join(mm))
+        model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); self.sched.load_state_dict(st['scheduler'])
+        self.start, self.best, self.best_epoch, self.bad, self.history = st['epoch'] + 1, st['best'], st['best_epoch'], st['bad_epochs'], st['history']
+
+    def place_data(self):
+        "The standardized zoo, the triples, the probe images and the samplers of the functional term and the augmentation, on the device."
+        S, cfg, dev = self.S, self.cfg, self.accel.device
+        self.W, self.std, self.data = S.W.to(dev), S.std.to(dev), S.data.to(dev)
+        self.train_triples, self.val_triples = S.triples['train'].to(dev), S.triples['val']
+        self.vinfo, self.acts_all = triple_info(S.zoo, self.val_triples), np.asarray(S.zoo.meta.activation)
+        val = self.data.idx['val']
+        self.probe_x = self.data.x[val[torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:64].to(dev)]]
+        self.c3_images = ClassImages(self.data, 'train', cfg.seed) if cfg.distill else None
+        self.c3_all = [S.zoo.classes(r) for r in range(len(S.zoo))] if cfg.distill else None
+        self.aug = None
+        if cfg.permutations:
+            self.aug = PermutationAugment(PermutationBank(cfg.permutations, seed=cfg.seed) if cfg.permutations > 0 else None)
+        self.run_name = f"{S.scenario.name}-{cfg.preset}-seed{cfg.seed}"
+
+# %% ../nbs/05_train.ipynb #fceed91e
+@patch
+def batch(self: MergerTrainer, order: torch.Tensor, b: int) -> tuple:
+    "Batch `b` of an epoch's `order`: its zoo rows (B, 3), each triple in its drawn orientation, and their standardized weights (B, 3, 2464)."
+    ib = order[b*self.cfg.batch_size:(b + 1)*self.cfg.batch_size]
+    rows = self.train_triples[ib % self.n_triples]
+    rows = torch.where((ib >= self.n_triples)[:, None], rows[:, [1, 0, 2]], rows)
+    w = self.W[rows]
+    return rows, (self.aug(w) if self.aug is not None else w)
+
+# %% ../nbs/05_train.ipynb #48e3c439
+@patch
+def batch_loss(self: MergerTrainer, rows: torch.Tensor, w: torch.Tensor) -> tuple:
+    "The objective L on a batch (rows (B, 3), standardized weights (B, 3, 2464)): its mean, its terms per triple, and the prediction."
+    cfg, std = self.cfg, self.std
+    w1, w2, wt = w[:, 0], w[:, 1], w[:, 2]
+    with self.accel.autocast(): pred = self.model(w1, w2).float()
+    acts = list(self.acts_all[rows[:, 2].cpu().numpy()])
+    total, comps = composite_loss(self.S.loss, std.inverse(pred), std.inverse(wt), acts, std, self.core, std.inverse(w1), std.inverse(w2), self.probe_x)
+    if cfg.distill:  # the functional term, per activation
+        x = self.c3_images([self.c3_all[r] for r in rows[:, 2].cpu().numpy()], cfg.distill_images)
+        dl = torch.zeros(len(rows), device=pred.device)
+        for a in set(acts):
+            m = torch.tensor([q == a for q in acts], device=pred.device)
+            dl[m] = distill_loss(std.inverse(pred[m]), std.inverse(wt[m]), x[m], a, cfg.distill_T)
+        comps['distill'] = dl; total = total + cfg.distill*dl
+    return total.mean(), comps, pred
+
+# %% ../nbs/05_train.ipynb #e955d313
+@patch
+def one_epoch(self: MergerTrainer, epoch: int) -> dict:
+    "Train one epoch; the mean of each loss term over its steps, and the learning rate."
+    cfg, accel = self.cfg, self.accel
+    g = torch.Generator().manual_seed(cfg.seed*100_003 + epoch)
+    torch.manual_seed(cfg.seed*100_003 + epoch)  # dropout
+    if self.aug is not None: self.aug.generator = g
+    if self.c3_images is not None: self.c3_images.g.manual_seed(cfg.seed*100_003 + epoch)
+    order = torch.randperm(self.n_samples, generator=g)[accel.process_index*self.per_proc:(accel.process_index + 1)*self.per_proc].to(accel.device)
+    self.model.train(); sums = {}
+    for b in range(self.steps):
+        rows, w = self.batch(order, b)
+        total, comps, pred = self.batch_loss(rows, w)
+        self.opt.zero_grad(set_to_none=True)
+        accel.backward(total)
+        if cfg.clip_norm: accel.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+        self.opt.step(); self.sched.step()
+        with torch.no_grad():
+            terms = {'loss/total': total, 'loss/pred_mse': F.mse_loss(pred, w[:, 2]), **{f'loss/{k}': v.mean() for k, v in comps.items()}}
+            for k, v in terms.items(): sums[k] = sums.get(k, 0.) + v.item()
+    return {**{k: v/self.steps for k, v in sums.items()}, 'lr': self.sched.get_last_lr()[0]}
+
+# %% ../nbs/05_train.ipynb #7ab63f1c
+@patch
+def validate(self: MergerTrainer, epoch: int) -> tuple:
+    "Validation scalars (loss, weight MSE, mean CNN accuracy on C3, diagnostics when due) and the diagnostics' arrays (or None)."
+    S, cfg, vt3, dev = self.S, self.cfg, self.val_triples, self.accel.device
+    w1, w2, vt = (S.zoo.vectors(vt3[:, i]) for i in range(3))
+    vp = predict(self.core, self.std, w1, w2)
+    va = score_cnns(vp.detach().float(), self.vinfo['activation'], self.data, self.vinfo['c3'], cfg.select_images).acc
+    with torch.no_grad():
+        vl, _ = composite_loss(S.loss, vp.to(dev), vt.to(dev), self.vinfo['activation'], self.std, self.core, w1.to(dev), w2.to(dev), self.probe_x)
+    sc = {'val/loss': vl.mean().item(), 'val/pred_mse': F.mse_loss(self.std.transform(vp.to(dev)), self.std.transform(vt.to(dev))).item(),
+          'val/cnn_accuracy': float(va.mean())}
+    arrays = None
+    if epoch % cfg.diag_every == 0 or epoch == cfg.epochs:
+        k = min(cfg.diag_triples, len(vp))
+        dsc, arrays = diagnostics(vp[:k], vt[:k], self.vinfo['activation'][:k], self.probe_x.cpu())
+        sc.update(dsc)
+    return sc, arrays
+
+# %% ../nbs/05_train.ipynb #db284fbf
+@patch
+def save_state(self: MergerTrainer, epoch: int):
+    "Write `last.pt`: the model, optimizer, scheduler and run state after `epoch`."
+    save_checkpoint(self.out/'last.pt', self.core, self.std, self.cfg, self.S.model_cfg, optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
+                    epoch=epoch, best=self.best, best_epoch=self.best_epoch, bad_epochs=self.bad, history=self.history)
+
+@patch
+def fit(self: MergerTrainer,
+        progress: bool = True,  # show a progress bar
+        stop_after: int | None = None) -> dict:  # end (as if interrupted) after this epoch
+    "Train from the current epoch to `cfg.epochs` (or early stop); the summary, also written to out/summary.json."
+    from tqdm.auto import tqdm
+    cfg, S, accel, main = self.cfg, self.S, self.accel, self.accel.is_main_process
+    logger = RunLogger(self.out, cfg, self.run_name, self.start - 1, main)
+    if main:
+        S.scenario.save(self.out/'scenario'); self.std.save(self.out/'standardizer.pt')
+        atomic_write(self.out/'config.json', lambda p: p.write_text(json.dumps(cfg.to_dict(), indent=1)))
+    bar = tqdm(range(self.start, cfg.epochs + 1), desc=self.run_name, disable=not (progress and main), initial=self.start - 1, total=cfg.epochs)
+    t0 = time.time()
+    for epoch in bar:
+        sc, arrays = self.one_epoch(epoch), None
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            v, arrays = self.validate(epoch); sc.update(v)
+            if sc['val/cnn_accuracy'] > self.best:
+                self.best, self.best_epoch, self.bad = sc['val/cnn_accuracy'], epoch, 0
+                if main: save_checkpoint(self.out/'best.pt', self.core, self.std, cfg, S.model_cfg, epoch=epoch, val_cnn_accuracy=self.best)
+            else: self.bad += 1
+        self.history.append(dict(epoch=epoch, **{k: sc[k] for k in ('loss/total', 'val/cnn_accuracy', 'val/loss') if k in sc}))
+        logger.log(epoch, sc, arrays)
+        if main: self.save_state(epoch)
+        bar.set_postfix(loss=f"{sc['loss/total']:.4f}", val_acc=f"{sc.get('val/cnn_accuracy', float('nan')):.1f}")
+        accel.wait_for_everyone()
+        if cfg.patience and self.bad >= cfg.patience: break
+        if stop_after is not None and epoch >= stop_after: break
+    bar.close(); logger.finish()
+    summary = dict(run=self.run_name, epochs_run=self.history[-1]['epoch'] if self.history else self.start - 1, best_epoch=self.best_epoch,
+                   val_cnn_accuracy=self.best, val_baselines=reference_accuracies(S.zoo, self.val_triples, self.data, cfg.select_images),
+                   seconds=time.time() - t0, processes=accel.num_processes, precision=self.precision,
+                   train_triples=self.n_triples, val_triples=len(self.val_triples), config=cfg.to_dict())
+    if main: atomic_write(self.out/'summary.json', lambda p: p.write_text(json.dumps(summary, indent=1)))
+    return summary
+
+# %% ../nbs/05_train.ipynb #7f451571
 def train_merger(cfg: MergerConfig,  # the run's configuration
                  out,  # run folder: checkpoints, metrics.jsonl, W&B files, summary.json
                  resume: bool = True,  # continue from out/last.pt if it is there
                  progress: bool = True,  # show a progress bar
                  stop_after: int | None = None) -> dict:  # end (as if interrupted) after this epoch
     "Train the merger on a scenario's triples (Algorithm 1); returns the summary also written to out/summary.json."
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-    S = setup_run(cfg)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    cuda = torch.cuda.is_available()
-    precision = ('bf16' if cuda else 'no') if cfg.precision == 'auto' else cfg.precision
-    accel = Accelerator(mixed_precision=precision, cpu=not cuda)
-    dev = accel.device
-    torch.manual_seed(cfg.seed)
-    model = TransformerAE(S.model_cfg)
-    enc = [p for m in model.encoders for p in m.parameters()]
-    groups = [dict(params=enc, lr=cfg.lr), dict(params=list(model.neck.parameters()), lr=cfg.lr_fusion or cfg.lr),
-              dict(params=list(model.decoder.parameters()), lr=cfg.lr_decoder or cfg.lr)]
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    n_pairs = len(S.pairs['train']); n_samples = n_pairs*(2 if cfg.both_orders else 1)
-    per_proc = n_samples // accel.num_processes
-    steps = max(1, math.ceil(per_proc/cfg.batch_size))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, [_lr_lambda(steps*cfg.epochs, int(cfg.warmup_epochs*steps))]*3)
-    start, best, best_epoch, bad, history = 1, -1., 0, 0, []
-    last = out/'last.pt'
-    if resume and last.exists():
-        st = read_checkpoint(last)
-        if (mm := _ckpt_config_mismatch(st['config'], cfg)): raise ValueError(f"{last} does not match this configuration: " + '; '.join(mm))
-        model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
-        start, best, best_epoch, bad, history = st['epoch'] + 1, st['best'], st['best_epoch'], st['bad_epochs'], st['history']
-    model, opt = accel.prepare(model, opt)
-    core = accel.unwrap_model(model)
-    W, std, data = S.W.to(dev), S.std.to(dev), S.data.to(dev)
-    train_pairs = S.pairs['train'].to(dev)
-    val_pairs = S.pairs['val']; vinfo = triple_info(S.zoo, val_pairs)
-    acts_all = np.asarray(S.zoo.meta.activation)
-    probe_x = data.x[data.idx['val'][torch.randperm(len(data.idx['val']), generator=torch.Generator().manual_seed(cfg.seed))[:64].to(dev)]]
-    c3_images = ClassImages(data, 'train', cfg.seed) if cfg.distill else None
-    c3_all = [S.zoo.classes(r) for r in range(len(S.zoo))] if cfg.distill else None
-    aug = None
-    if cfg.permutations:
-        from weight_merging.tokenizer import PermutationBank
-        aug = PermutationAugment(PermutationBank(cfg.permutations, seed=cfg.seed) if cfg.permutations > 0 else None)
-    run_name = f"{S.scenario.name}-{cfg.preset}-seed{cfg.seed}"
-    logger = RunLogger(out, cfg, run_name, start - 1, accel.is_main_process)
-    if accel.is_main_process:
-        S.scenario.save(out/'scenario'); std.save(out/'standardizer.pt')
-        atomic_write(out/'config.json', lambda p: p.write_text(json.dumps(cfg.to_dict(), indent=1)))
-    bar = tqdm(range(start, cfg.epochs + 1), desc=run_name, disable=not (progress and accel.is_main_process), initial=start - 1, total=cfg.epochs)
-    t0 = time.time()
-    for epoch in bar:
-        g = torch.Generator().manual_seed(cfg.seed*100_003 + epoch)
-        torch.manual_seed(cfg.seed*100_003 + epoch)  # dropout
-        if aug is not None: aug.generator = g
-        if c3_images is not None: c3_images.g.manual_seed(cfg.seed*100_003 + epoch)  # per epoch, so a resumed run draws the same images
-        order = torch.randperm(n_samples, generator=g)[accel.process_index*per_proc:(accel.process_index + 1)*per_proc].to(dev)
-        model.train(); sums = {}
-        for b in range(steps):
-            ib = order[b*cfg.batch_size:(b + 1)*cfg.batch_size]
-            rows = train_pairs[ib % n_pairs]
-            swap = ib >= n_pairs
-            rows = torch.where(swap[:, None], rows[:, [1, 0, 2]], rows)
-            w = W[rows]
-            if aug is not None: w = aug(w)
-            w1, w2, wt = w[:, 0], w[:, 1], w[:, 2]
-            with accel.autocast():
-                pred = model(w1, w2).float()
-            acts = list(acts_all[rows[:, 2].cpu().numpy()])
-            total, comps = composite_loss(S.loss, std.inverse(pred), std.inverse(wt), acts, std, core, std.inverse(w1), std.inverse(w2), probe_x)
-            if cfg.distill:  # the functional term, per activation
-                r3 = rows[:, 2].cpu().numpy(); x = c3_images([c3_all[r] for r in r3], cfg.distill_images)
-                dl = torch.zeros(len(rows), device=dev)
-                for a in set(acts):
-                    m = torch.tensor([q == a for q in acts], device=dev)
-                    dl[m] = distill_loss(std.inverse(pred[m]), std.inverse(wt[m]), x[m], a, cfg.distill_T)
-                comps['distill'] = dl; total = total + cfg.distill * dl
-            total = total.mean()
-            opt.zero_grad(set_to_none=True)
-            accel.backward(total)
-            if cfg.clip_norm: accel.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            opt.step(); sched.step()
-            with torch.no_grad():
-                sums['loss/total'] = sums.get('loss/total', 0.) + total.item()
-                sums['loss/pred_mse'] = sums.get('loss/pred_mse', 0.) + F.mse_loss(pred, wt).item()
-                for k, v in comps.items(): sums[f'loss/{k}'] = sums.get(f'loss/{k}', 0.) + v.mean().item()
-        sc = {k: v/steps for k, v in sums.items()}
-        sc['lr'] = sched.get_last_lr()[0]
-        arrays = None
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            vp = predict(core, std, S.zoo.vectors(val_pairs[:, 0]), S.zoo.vectors(val_pairs[:, 1]))
-            vt = S.zoo.vectors(val_pairs[:, 2])
-            va = score_cnns(vp.detach().float(), vinfo['activation'], data, vinfo['c3'], cfg.select_images).acc
-            with torch.no_grad():
-                vl, _ = composite_loss(S.loss, vp.to(dev), vt.to(dev), vinfo['activation'], std, core,
-                                       S.zoo.vectors(val_pairs[:, 0]).to(dev), S.zoo.vectors(val_pairs[:, 1]).to(dev), probe_x)
-            sc.update({'val/loss': vl.mean().item(), 'val/pred_mse': F.mse_loss(std.transform(vp.to(dev)), std.transform(vt.to(dev))).item(),
-                       'val/cnn_accuracy': float(va.mean())})
-            if epoch % cfg.diag_every == 0 or epoch == cfg.epochs:
-                k = min(cfg.diag_triples, len(vp))
-                dsc, arrays = diagnostics(vp[:k], vt[:k], vinfo['activation'][:k], probe_x.cpu())
-                sc.update(dsc)
-            if sc['val/cnn_accuracy'] > best:
-                best, best_epoch, bad = sc['val/cnn_accuracy'], epoch, 0
-                if accel.is_main_process: save_checkpoint(out/'best.pt', core, std, cfg, S.model_cfg, epoch=epoch, val_cnn_accuracy=best)
-            else: bad += 1
-        history.append(dict(epoch=epoch, **{k: sc[k] for k in ('loss/total', 'val/cnn_accuracy', 'val/loss') if k in sc}))
-        logger.log(epoch, sc, arrays)
-        if accel.is_main_process:
-            save_checkpoint(last, core, std, cfg, S.model_cfg, optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch,
-                            best=best, best_epoch=best_epoch, bad_epochs=bad, history=history)
-        bar.set_postfix(loss=f"{sc['loss/total']:.4f}", val_acc=f"{sc.get('val/cnn_accuracy', float('nan')):.1f}")
-        accel.wait_for_everyone()
-        if cfg.patience and bad >= cfg.patience: break
-        if stop_after is not None and epoch >= stop_after: break
-    bar.close(); logger.finish()
-    summary = dict(run=run_name, epochs_run=history[-1]['epoch'] if history else start - 1, best_epoch=best_epoch,
-                   val_cnn_accuracy=best, val_baselines=reference_accuracies(S.zoo, val_pairs, data, cfg.select_images),
-                   seconds=time.time() - t0, processes=accel.num_processes, precision=precision,
-                   train_triples=n_pairs, val_triples=len(val_pairs), config=cfg.to_dict())
-    if accel.is_main_process: atomic_write(out/'summary.json', lambda p: p.write_text(json.dumps(summary, indent=1)))
-    return summary
+    return MergerTrainer(cfg, out, resume).fit(progress, stop_after)
 
 # %% ../nbs/05_train.ipynb #63315cf4
 from fastcore.script import call_parse, store_true
@@ -454,7 +510,7 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
     with cli_errors('wm-train', debug):
         over = {k: v for k, v in dict(zoo=zoo, epochs=epochs, batch_size=batch_size, lr=lr, losses=losses, permutations=permutations,
                                       seed=seed, wandb=wandb, precision=precision).items() if v is not None}
-        base = TRAIN_PRESETS.get(preset, {})
+        base = MERGER_PRESETS.get(preset, {})
         if subscenario or bins:
             sc = dict(base.get('scenario', {}))
             if subscenario: sc = dict(subscenario=subscenario, **{k: v for k, v in sc.items() if k not in ('subscenario', 'classes', 'max_overlap')})

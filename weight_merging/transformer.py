@@ -15,7 +15,7 @@ from .zoo import N_PARAMS
 from .tokenizer import get_tokenizer
 
 # %% auto #0
-__all__ = ['TRANSFORMER_PRESETS', 'TransformerConfig', 'transformer_config', 'group_spans', 'TokenEmbedder', 'PositionalEncoding',
+__all__ = ['TRANSFORMER_PRESETS', 'TransformerConfig', 'transformer_preset', 'group_spans', 'TokenEmbedder', 'PositionalEncoding',
            'SelfAttention', 'EncoderLayer', 'Encoder', 'Neck2Seq', 'Decoder', 'TransformerAE', 'param_counts']
 
 # %% ../nbs/03_transformer.ipynb #5e325899
@@ -61,7 +61,7 @@ TRANSFORMER_PRESETS = {
 }  # name -> TransformerConfig
 
 # %% ../nbs/03_transformer.ipynb #f08167c0
-def transformer_config(name: str, # a key of TRANSFORMER_PRESETS
+def transformer_preset(name: str, # a key of TRANSFORMER_PRESETS
                        **overrides) -> TransformerConfig:
     "A copy of preset `name` with fields overridden (validated again)."
     if name not in TRANSFORMER_PRESETS: raise ValueError(f"unknown transformer preset {name!r}; valid: {', '.join(TRANSFORMER_PRESETS)}")
@@ -227,7 +227,7 @@ class TransformerAE(nn.Module):
     def from_preset(cls, name: str = 'report', # a key of TRANSFORMER_PRESETS
                     **overrides): # TransformerConfig fields to change
         "The model of preset `name`, with any config field overridden."
-        return cls(transformer_config(name, **overrides))
+        return cls(transformer_preset(name, **overrides))
 
     def _check(self, w):
         if w.shape[-1] != self.cfg.n_params: raise ValueError(f"expected weight vectors of length {self.cfg.n_params}, got shape {tuple(w.shape)}")

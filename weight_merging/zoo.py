@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES', 'ACT_FNS', 'DATA_DIR', 'DIGITS_NPZ',
-           'MNIST_MEAN', 'MNIST_STD', 'PRESETS', 'MEMBER_COLS', 'META_COLS', 'param_columns', 'check_activation',
+           'MNIST_MEAN', 'MNIST_STD', 'ZOO_PRESETS', 'MEMBER_COLS', 'META_COLS', 'param_columns', 'check_activation',
            'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model', 'vec_to_params', 'params_to_vec',
            'cnn_forward', 'MNISTData', 'stratified_split', 'load_digits', 'load_mnist', 'load_data', 'experiences',
            'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec', 'score_cnns', 'ZooConfig', 'zoo_preset', 'zoo_specs',
@@ -378,7 +378,7 @@ class ZooConfig:
         return cls(**{**d, 'train': TrainConfig(**{**t, 'bins': tuple(t['bins'])})})
 
 # %% ../nbs/00_zoo.ipynb #447c8493
-PRESETS = {
+ZOO_PRESETS = {
     'tiny': ZooConfig('tiny', classes=range(4), n_train=60, n_val=30, chunk_size=4,
                       train=TrainConfig(epochs=4, bins=(2, 3, 4), cycle_epochs=1)),
     'quick': ZooConfig('quick', classes=range(6), chunk_size=8, train=TrainConfig(epochs=12, bins=(6, 9, 12))),
@@ -388,8 +388,8 @@ PRESETS = {
 
 def zoo_preset(name: str, **overrides) -> ZooConfig:
     "A copy of preset `name` with fields overridden."
-    if name not in PRESETS: raise ValueError(f"unknown zoo preset {name!r}; valid: {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
+    if name not in ZOO_PRESETS: raise ValueError(f"unknown zoo preset {name!r}; valid: {', '.join(ZOO_PRESETS)}")
+    return replace(ZOO_PRESETS[name], **overrides)
 
 # %% ../nbs/00_zoo.ipynb #0c1e09b2
 def zoo_specs(cfg: ZooConfig) -> list[ModelSpec]:
