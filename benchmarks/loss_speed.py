@@ -18,20 +18,16 @@ import torch.nn as nn
 from weight_merging.zoo import N_PARAMS, ZOO_PRESETS, load_zoo
 from weight_merging.build import build_zoo
 from weight_merging.losses import LOSSES, LossContext, get_loss, layer_std, probe_batch
+from weight_merging.loss_study import CHEAP_PARAMS
 
 # Why a loss is slow, and the cheaper setting offered (also timed).
-CHEAPER = {
-    'jacobian_frobenius': ("10 vector-Jacobian products per CNN and probe image, then a double backward through them",
-                           dict(n_proj=2)),
-    'sinkhorn': ("tens of log-sum-exp passes of geomloss over B x n x n cost matrices (fine ε-scaling)",
-                 dict(n_quantiles=64)),
-    'gromov_wasserstein': ("O(n^3) per proximal step of POT's batched solver, 10 steps x 20 Sinkhorn iterations, from 2 starts",
-                           dict(n_points=32)),
-    'bottleneck': ("gudhi's bottleneck matching of two ~800-point diagrams per sample",
-                   dict(max_points=128)),
-    'multipersistence_l2': ("gudhi persistence of 2 x 3 smoothed signals per sample, landscapes on ~800 points",
-                            dict(scales=(0., 8.), num_landscapes=2)),
-}
+CHEAPER = {k: (why, CHEAP_PARAMS[k]) for k, why in {
+    'jacobian_frobenius': "10 vector-Jacobian products per CNN and probe image, then a double backward through them",
+    'sinkhorn': "tens of log-sum-exp passes of geomloss over B x n x n cost matrices (fine ε-scaling)",
+    'gromov_wasserstein': "O(n^3) per proximal step of POT's batched solver, 10 steps x 20 Sinkhorn iterations, from 2 starts",
+    'bottleneck': "gudhi's bottleneck matching of two ~800-point diagrams per sample",
+    'multipersistence_l2': "gudhi persistence of 2 x 3 smoothed signals per sample, landscapes on ~800 points",
+}.items()}  # the cheaper settings are the loss study's (weight_merging.loss_study.CHEAP_PARAMS)
 FULL = {'sinkhorn': dict(n_quantiles=None)}  # the most faithful (and slowest) settings, timed once
 
 

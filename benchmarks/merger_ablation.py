@@ -31,6 +31,9 @@ SETTINGS = {  # name -> (replicas used for training, MergerConfig overrides)
     'replicas3+distill+residual': ((0, 1, 2), dict(distill=1., model=dict(residual=True))),
     'replicas3+distill+dropout': ((0, 1, 2), dict(distill=1., model=dict(dropout=0.07))),   # the report's dropout
     'replicas3+distill+perm': ((0, 1, 2), dict(distill=1., permutations=16)),              # a bank of 16 triple permutations
+    'distill+dropout': ((0,), dict(distill=1., model=dict(dropout=0.07))),                  # the report's dropout, one replica
+    'distill+perm': ((0,), dict(distill=1., permutations=16)),                              # triple permutations from a bank of 16, one replica
+    'distill+neuron': ((0,), dict(distill=1., model=dict(tokenizer='neuron'))),             # one token per neuron instead of the report's chunks
     # several θ0: trained on a zoo grown from init seeds 0-5 (--zoo runs/zoo-quick-s6), fresh = CNNs of unseen init seeds 6, 7
     'seeds6+distill': ((0,), dict(distill=1.)),
     'seeds6+distill+residual': ((0,), dict(distill=1., model=dict(residual=True))),
@@ -146,7 +149,9 @@ def table(res_dir):
                          unseen=r.get('heldout_unseen_theta0', {}).get('merger', [np.nan])[0],
                          unseen_ratio=r.get('heldout_unseen_theta0', {}).get('ratio_to_true', np.nan),
                          unseen_beats_ens=r.get('heldout_unseen_theta0', {}).get('beats_ensemble', np.nan),
-                         unseen_true=r.get('heldout_unseen_theta0', {}).get('true_c3', [np.nan])[0]))
+                         unseen_true=r.get('heldout_unseen_theta0', {}).get('true_c3', [np.nan])[0],
+                         **{f'{k}_ci_hw': (lambda v: (v[2] - v[1]) / 2)(r.get(key, {}).get('merger', [np.nan] * 3))
+                            for k, key in (('fresh', 'heldout_fresh'), ('own', 'heldout_training_zoo'), ('unseen', 'heldout_unseen_theta0'))}))
     df = pd.DataFrame(rows)
     agg = df.groupby('setting').agg(seeds=('seed', 'count'), replicas=('replicas', 'first'), epochs=('epochs', 'first'),
                                     train_s=('train_s', 'mean'), fresh=('fresh', 'mean'), fresh_sd=('fresh', 'std'),
@@ -155,7 +160,8 @@ def table(res_dir):
                                     own_sd=('own', 'std'), own_true=('own_true', 'mean'), n_comb=('n_comb', 'first'),
                                     unseen=('unseen', 'mean'), unseen_sd=('unseen', 'std'), unseen_n=('unseen', 'count'),
                                     unseen_ratio=('unseen_ratio', 'mean'), unseen_beats_ens=('unseen_beats_ens', 'mean'),
-                                    unseen_true=('unseen_true', 'mean')).round(3)
+                                    unseen_true=('unseen_true', 'mean'), fresh_ci_hw=('fresh_ci_hw', 'mean'), own_ci_hw=('own_ci_hw', 'mean'),
+                                    unseen_ci_hw=('unseen_ci_hw', 'mean')).round(3)  # *_ci_hw: half-width of a seed's 95 % interval over combinations, mean over seeds
     agg = agg.sort_values('fresh', ascending=False)
     atomic_write(Path(res_dir)/'table.csv', lambda p: agg.to_csv(p))
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt

@@ -311,7 +311,8 @@ def js_distance(p: torch.Tensor, # probability vectors (B, K)
                ) -> torch.Tensor:
     "Jensen–Shannon distance √JSD (natural log) between rows of p and q: (B,)."
     m = (p + q) / 2
-    kl = lambda a: (torch.xlogy(a, a) - torch.xlogy(a, m)).sum(-1)
+    log = lambda a: a.clamp_min(1e-30).log()  # 0·log 0 = 0 with a finite gradient: an empty bin must not make the gradient NaN
+    kl = lambda a: (a * (log(a) - log(m))).sum(-1)
     return _sqrt0((0.5 * kl(p) + 0.5 * kl(q)).clamp_min(0))
 
 # %% ../nbs/04_losses.ipynb #530685ac

@@ -16,7 +16,7 @@ from fastcore.script import call_parse, store_true
 from .zoo import zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
 from .build import build_zoo
 from .scenarios import ScenarioConfig, make_scenario, find_triples
-from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger
+from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger, read_checkpoint
 from .eval import FinetuneConfig, evaluate, cluster_mean_ci
 from .continual import CLConfig, CL_STRATEGIES
 from .report import baseline_methods, write_report, load_result, merger_from_run, md_table
@@ -24,7 +24,7 @@ from .report import baseline_methods, write_report, load_result, merger_from_run
 # %% auto #0
 __all__ = ['STUDY_PRESETS', 'EVAL_DEFAULTS', 'eval_settings', 'fold_config', 'fold_triples', 'StageLog', 'zoo_stage', 'eval_fold',
            'pool_study', 'method_stats', 'study_headline', 'versus', 'headline_markdown', 'study_report',
-           'compare_results', 'run_study', 'wm_run']
+           'compare_results', 'same_run', 'run_study', 'wm_run']
 
 # %% ../nbs/07_study.ipynb #017c7643
 _QUICK_EVAL = dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=6, cl_sample=3, n_fisher=64)
@@ -34,8 +34,8 @@ STUDY_PRESETS = {
                  folds=2, run_folds=(0,), seeds=(0,),
                  eval=dict(steps=(0, 10, 20), epochs=1, eval_every=10, ft_sample=2, cl_sample=1, cl_epochs=1, continual=('naive', 'joint'),
                            n_fisher=8, max_per_class=20, bootstrap=100)),
-    'quick': dict(zoo='quick', replicas=(0,), fresh=(100,), train='quick', train_overrides=dict(_DESIGN, epochs=75),
-                  folds=4, run_folds=(0,), seeds=(0,), eval=_QUICK_EVAL),
+    'quick': dict(zoo='quick', replicas=(0,), fresh=(100,), train='quick', train_overrides=dict(_DESIGN, epochs=40),
+                  folds=4, run_folds=(0,), seeds=(0,), eval=dict(_QUICK_EVAL, ft_sample=4, continual=('naive', 'ewc', 'replay', 'joint'))),
     'study': dict(zoo='quick', replicas=(0, 1, 2), fresh=(100,), train='quick', train_overrides=dict(_DESIGN, epochs=18),
                   folds=4, run_folds=None, seeds=(0, 1, 2), eval=dict(_QUICK_EVAL, continual=('naive', 'replay', 'joint'))),
     'standard': dict(zoo='standard', replicas=(0, 1, 2), fresh=(100,), train='standard', train_overrides=_DESIGN,
@@ -79,18 +79,24 @@ def fold_triples(zoo, fresh, cfg: MergerConfig) -> dict:
 
 # %% ../nbs/07_study.ipynb #109c0f32
 class StageLog:
-    "The record of finished stages of a run folder (`stages.json`, written atomically)."
+    "The record of finished stages of a run folder (`stages.json`, written atomically; processes sharing the folder merge their records)."
     def __init__(self, out):
         self.path = Path(out)/'stages.json'
-        self.stages = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.stages = self._read()
+    def _read(self) -> dict: return json.loads(self.path.read_text()) if self.path.exists() else {}
     def done(self, name: str, settings: dict, *outputs) -> bool:
-        "Whether stage `name` finished with these settings and its `outputs` exist."
-        r = self.stages.get(name)
+        "Whether stage `name` finished with these settings and its `outputs` exist (as recorded by any process)."
+        r = self._read().get(name) or self.stages.get(name)
         return bool(r) and r['settings'] == json.loads(json.dumps(settings)) and all(Path(o).exists() for o in outputs)
     def finish(self, name: str, settings: dict, seconds: float, **info):
-        "Record stage `name` as finished."
-        self.stages[name] = dict(settings=json.loads(json.dumps(settings)), seconds=round(seconds, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S'), **info)
-        atomic_write(self.path, lambda p: p.write_text(json.dumps(self.stages, indent=1)))
+        "Record stage `name` as finished (under a lock, on top of what other processes recorded)."
+        import fcntl
+        rec = dict(settings=json.loads(json.dumps(settings)), seconds=round(seconds, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S'), **info)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix('.lock'), 'w') as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            self.stages = {**self._read(), name: rec}
+            atomic_write(self.path, lambda p: p.write_text(json.dumps(self.stages, indent=1)))
 
 # %% ../nbs/07_study.ipynb #1427d789
 def zoo_stage(st: StageLog, name: str, cfg, zdir, log: Callable, **kwargs) -> Path:
@@ -266,6 +272,13 @@ def compare_results(a, b,  # two wm-run results.json files or their folders: the
         rows.append(pd.DataFrame(dict(method=m.method, column=c, a=x, b=y, diff=(x - y).abs(), tol=tol, ok=(x.isna() & y.isna()) | ((x - y).abs() <= tol))))
     return pd.concat(rows, ignore_index=True)
 
+# %% ../nbs/07_study.ipynb #67582f49
+def same_run(run, cfg: MergerConfig) -> bool:
+    "Whether run folder `run` holds a `last.pt` of exactly configuration `cfg` (so training may resume it)."
+    p = Path(run)/'last.pt'
+    norm = lambda d: json.loads(json.dumps(d))  # tuples and lists alike, as a JSON file holds them
+    return p.exists() and norm(read_checkpoint(p)['config']) == norm(cfg.to_dict())
+
 # %% ../nbs/07_study.ipynb #426cfd43
 def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
               out=None,  # run folder (default: runs/PRESET)
@@ -295,7 +308,7 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
             cfg = fold_config(P, zdir, f, s, wandb); mdir = runs[s] = out/'merger'/f'fold{f}-seed{s}'; name = f'train fold {f} seed {s}'
             if st.done(name, cfg.to_dict(), mdir/'summary.json', mdir/'best.pt'): log(f"{name}: done ({mdir})"); continue
             log(f"{name} -> {mdir}"); t = time.time()
-            r = train_merger(cfg, mdir, resume=True, progress=progress)
+            r = train_merger(cfg, mdir, resume=same_run(mdir, cfg), progress=progress)  # a changed configuration trains afresh
             st.finish(name, cfg.to_dict(), time.time() - t, best_epoch=r['best_epoch'], val_cnn_accuracy=r['val_cnn_accuracy'])
         name, edir = f'eval fold {f}', out/'eval'/f'fold{f}'
         settings = dict(es, seeds=list(P['seeds']), train=fold_config(P, zdir, f, 0).to_dict())

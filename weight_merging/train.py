@@ -23,8 +23,8 @@ from .losses import CompositeLoss, LossContext, fisher_rao, sublevel_diagram
 # %% auto #0
 __all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'setup_run', 'triple_info', 'diagnostics',
            'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict', 'reference_accuracies',
-           'distill_loss', 'ClassImages', 'composite_loss', 'make_optimizer', 'MergerTrainer', 'train_merger',
-           'wm_train', 'save_run_report']
+           'distill_loss', 'ClassImages', 'composite_loss', 'make_optimizer', 'probe_images', 'MergerTrainer',
+           'train_merger', 'wm_train', 'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
@@ -315,6 +315,12 @@ def make_optimizer(model: TransformerAE, cfg: MergerConfig, steps: int) -> tuple
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, [_lr_lambda(steps*cfg.epochs, int(cfg.warmup_epochs*steps))]*3)
 
+# %% ../nbs/05_train.ipynb #60ff8d54
+def probe_images(data, seed: int, n: int = 64) -> torch.Tensor:
+    "`n` validation images (n, 1, 28, 28) drawn from `seed`: the probe of the functional losses."
+    val = data.idx['val']
+    return data.x[val[torch.randperm(len(val), generator=torch.Generator().manual_seed(seed))[:n].to(data.x.device)]]
+
 # %% ../nbs/05_train.ipynb #5f5795e4
 class MergerTrainer:
     "Algorithm 1 for one scenario: the model, optimizer, data and run state that `fit` trains."
@@ -344,6 +350,8 @@ class MergerTrainer:
         st = read_checkpoint(self.out/'last.pt')
         if (mm := _ckpt_config_mismatch(st['config'], self.cfg)):
             raise ValueError(f"{self.out/'last.pt'} does not match this configuration: " + '; '.join(mm))
+        if st['epoch'] > self.cfg.epochs:
+            raise ValueError(f"{self.out/'last.pt'} is at epoch {st['epoch']}, past this configuration's {self.cfg.epochs} epochs: train afresh (wm-train --fresh)")
         model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); self.sched.load_state_dict(st['scheduler'])
         self.start, self.best, self.best_epoch, self.bad, self.history = st['epoch'] + 1, st['best'], st['best_epoch'], st['bad_epochs'], st['history']
 
@@ -353,8 +361,7 @@ class MergerTrainer:
         self.W, self.std, self.data = S.W.to(dev), S.std.to(dev), S.data.to(dev)
         self.train_triples, self.val_triples = S.triples['train'].to(dev), S.triples['val']
         self.vinfo, self.acts_all = triple_info(S.zoo, self.val_triples), np.asarray(S.zoo.meta.activation)
-        val = self.data.idx['val']
-        self.probe_x = self.data.x[val[torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:64].to(dev)]]
+        self.probe_x = probe_images(self.data, cfg.seed)
         self.c3_images = ClassImages(self.data, 'train', cfg.seed) if cfg.distill else None
         self.c3_all = [S.zoo.classes(r) for r in range(len(S.zoo))] if cfg.distill else None
         self.aug = None
@@ -404,6 +411,9 @@ def one_epoch(self: MergerTrainer, epoch: int) -> dict:
     for b in range(self.steps):
         rows, w = self.batch(order, b)
         total, comps, pred = self.batch_loss(rows, w)
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"the loss is not finite at epoch {epoch}, step {b + 1} (" + ', '.join(f'{k} {v.mean().item():.3g}' for k, v in comps.items())
+                                     + f"): training diverged; {self.out/'last.pt'} holds the last finite epoch")
         self.opt.zero_grad(set_to_none=True)
         accel.backward(total)
         if cfg.clip_norm: accel.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
