@@ -20,7 +20,7 @@ from weight_merging.train import merger_preset, train_merger, load_merger, predi
 from weight_merging.eval import Ensemble, cluster_mean_ci
 
 FOLDS, FOLD = 4, 0  # the held-out combinations: fold 0 of 4 over the quick zoo's 22 disjoint targets (6 combinations)
-BASE = dict(losses='layerwise_mse=1', distill=0.)  # explicit, whatever the training preset's default
+BASE = dict(losses='layerwise_mse=1', distill=0., preset='small')  # explicit, whatever the training preset's default
 SETTINGS = {  # name -> (replicas used for training, MergerConfig overrides)
     'baseline': ((0,), {}),                                          # one CNN per class subset, weight-space loss only
     'replicas3': ((0, 1, 2), {}),                                    # three replicas per class subset
@@ -34,6 +34,7 @@ SETTINGS = {  # name -> (replicas used for training, MergerConfig overrides)
     'distill+dropout': ((0,), dict(distill=1., model=dict(dropout=0.07))),                  # the report's dropout, one replica
     'distill+perm': ((0,), dict(distill=1., permutations=16)),                              # triple permutations from a bank of 16, one replica
     'distill+neuron': ((0,), dict(distill=1., model=dict(tokenizer='neuron'))),             # one token per neuron instead of the report's chunks
+    'distill+wider': ((0,), dict(distill=1., model=dict(d_model=128, n_layers=3, d_ff=256, neck=128))),  # capacity: twice the width, 3 layers
     # several θ0: trained on a zoo grown from init seeds 0-5 (--zoo runs/zoo-quick-s6), fresh = CNNs of unseen init seeds 6, 7
     'seeds6+distill': ((0,), dict(distill=1.)),
     'seeds6+distill+residual': ((0,), dict(distill=1., model=dict(residual=True))),

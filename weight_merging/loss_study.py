@@ -5,7 +5,7 @@
 # %% ../nbs/09_loss_study.ipynb #19eb85b5
 from __future__ import annotations
 import json, os, tempfile, time
-from dataclasses import dataclass, field, asdict, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -48,7 +48,7 @@ CANNOT_TRAIN_ALONE = {
     'multipersistence_l2': 'compares persistence landscapes of the weight signal: blind to which weight is which',
     'norm_diff': 'compares one number, the norm of the weight vector',
     'contractive': "compares one number, the two CNNs' contractive penalties",
-    'latent': "compares the merger's own codes: no target of its own",
+    'latent': "compares prediction and target only through the merger's own encoders, which can collapse to one code",
 }  # loss -> why it cannot train a merger on its own
 ALONE = [k for k in LOSSES if k not in CANNOT_TRAIN_ALONE]
 
@@ -91,6 +91,7 @@ def grid_settings(weights: dict,  # auxiliary loss -> weight (`aux_weights`)
 class LossGridConfig:
     "What the loss grid runs."
     study: str = 'quick'  # the STUDY_PRESETS entry whose zoos, fold and training preset the grid uses
+    model: str = 'small'  # the transformer preset every setting trains
     epochs: int = 20  # training epochs of every setting
     seeds: tuple = (0, 1)  # merger seeds of every setting
     share: float = 0.1  # an auxiliary term's share of the total loss at the start
@@ -133,9 +134,9 @@ def claim(rdir) -> bool:
 def _slug(s: str) -> str: return s.replace(' ', '_').replace('+', '_plus_')
 
 def grid_base(cfg: LossGridConfig, zoo_dir) -> MergerConfig:
-    "The training configuration every setting starts from: the study preset's fold, `cfg.epochs` (validated 5 times), no functional term, the cheaper loss settings."
+    "The training configuration every setting starts from: the study preset's fold, `cfg.model`, `cfg.epochs` (validated 5 times), no functional term, the cheaper loss settings."
     b = fold_config(STUDY_PRESETS[cfg.study], zoo_dir, cfg.fold, 0)
-    return replace(b, epochs=cfg.epochs, distill=0., loss_params={**b.loss_params, **CHEAP_PARAMS}, patience=0, eval_every=max(1, cfg.epochs // 5))
+    return replace(b, preset=cfg.model, epochs=cfg.epochs, distill=0., loss_params={**b.loss_params, **CHEAP_PARAMS}, patience=0, eval_every=max(1, cfg.epochs // 5))
 
 def run_loss_grid(cfg: LossGridConfig,
                   out='runs/losses',  # grid folder: stages.json, weights.json, runs/SETTING-seedK/
@@ -273,10 +274,14 @@ def wm_losses(study: str = 'quick',  # the study preset whose zoos, fold and tra
               out: str = 'runs/losses',  # grid folder (resumes what is there)
               zoo: str = None,  # an existing training zoo (default: build the preset's into OUT/zoo)
               fresh: str = None,  # an existing fresh zoo (default: build into OUT/zoo-fresh)
+              model: str = 'small',  # the transformer preset every setting trains
               epochs: int = 20,  # training epochs of every setting
               seeds: str = '0,1',  # comma-separated merger seeds
               share: float = 0.1,  # an auxiliary term's share of the total loss at the start
               ft_sample: int = 4,  # triples of each zoo finetuned
+              ft_steps: int = 200,  # finetuning steps
+              max_per_class: int = None,  # test images per class (default: all)
+              losses: str = None,  # comma-separated registry losses the grid covers (default: all seventeen)
               only: str = None,  # comma-separated settings to run (default: all)
               workers: int = None,  # zoo training processes
               threads: int = None,  # torch threads of this process (default: torch's; 1 when several processes share a machine)
@@ -287,8 +292,9 @@ def wm_losses(study: str = 'quick',  # the study preset whose zoos, fold and tra
         if threads: torch.set_num_threads(threads)
         try: sd = tuple(int(s) for s in seeds.split(','))
         except ValueError: raise ValueError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
-        cfg = LossGridConfig(study, epochs, sd, share, ft_sample=ft_sample, only=tuple(only.split(',')) if only else None)
+        cfg = LossGridConfig(study=study, model=model, epochs=epochs, seeds=sd, share=share, ft_sample=ft_sample, ft_steps=ft_steps, max_per_class=max_per_class,
+                             losses=tuple(losses.split(',')) if losses else None, only=tuple(only.split(',')) if only else None)
         t = run_loss_grid(cfg, out, zoo, fresh, workers, None if quiet else print)
         js = write_grid(out, cfg, t, 'wm-losses ' + ' '.join(__import__('sys').argv[1:]))
-        print(md_table(t[['setting', 'kind', 'seeds', 'fresh_merged', 'fresh_ft200' if cfg.ft_steps == 200 else f'fresh_ft{cfg.ft_steps}', 'own_merged', 'spearman_loss_acc', 's_per_epoch', 'differs']].round(2)))
+        print(md_table(t[['setting', 'kind', 'seeds', 'fresh_merged', f'fresh_ft{cfg.ft_steps}', 'own_merged', 'spearman_loss_acc', 's_per_epoch', 'differs']].round(2)))
         print(f"{len(t)} settings; stages together {js['seconds']:.0f} s, wall time {js['wall_seconds']:.0f} s; table: {Path(out)/'grid.csv'}")

@@ -36,7 +36,7 @@ STUDY_PRESETS = {
                            n_fisher=8, max_per_class=20, bootstrap=100)),
     'quick': dict(zoo='quick', replicas=(0,), fresh=(100,), train='quick', train_overrides=dict(_DESIGN, epochs=40),
                   folds=4, run_folds=(0,), seeds=(0,), eval=dict(_QUICK_EVAL, ft_sample=4, continual=('naive', 'ewc', 'replay', 'joint'))),
-    'study': dict(zoo='quick', replicas=(0, 1, 2), fresh=(100,), train='quick', train_overrides=dict(_DESIGN, epochs=18),
+    'study': dict(zoo='quick', replicas=(0, 1, 2), fresh=(100,), train='quick', train_overrides=dict(_DESIGN, preset='small', epochs=18),  # committed with the small transformer
                   folds=4, run_folds=None, seeds=(0, 1, 2), eval=dict(_QUICK_EVAL, continual=('naive', 'replay', 'joint'))),
     'standard': dict(zoo='standard', replicas=(0, 1, 2), fresh=(100,), train='standard', train_overrides=_DESIGN,
                      folds=5, run_folds=None, seeds=(0, 1, 2), eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=32, cl_sample=16)),

@@ -57,6 +57,7 @@ class TransformerConfig:
 TRANSFORMER_PRESETS = {
     'report': TransformerConfig(),
     'small': TransformerConfig(d_model=64, n_layers=2, heads=4, d_ff=128, neck=64, dropout=0.0),
+    'medium': TransformerConfig(d_model=128, n_layers=3, heads=4, d_ff=256, neck=128, dropout=0.0),  # the merger's default (capacity lever of 05_train)
     'base': TransformerConfig(d_model=512, n_layers=4, heads=8, d_ff=1024, neck=256, dropout=0.05),
 }  # name -> TransformerConfig
 
