@@ -16,9 +16,9 @@ from fastcore.script import call_parse, store_true
 
 from .zoo import zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
 from .losses import LOSSES
-from .train import MergerConfig, MergerTrainer, load_merger, train_merger, setup_run, composite_loss, probe_images
-from .eval import FinetuneConfig, evaluate, cluster_mean_ci, spearman
-from .report import merger_from_run, md_table
+from .train import MergerConfig, MergerTrainer, load_merger, train_merger, run_loss, composite_loss, probe_images
+from .eval import FinetuneConfig, evaluate, cluster_mean_ci, spearman, triple_table
+from .report import merger_from_model, md_table
 from .study import STUDY_PRESETS, StageLog, zoo_stage, fold_config, fold_triples
 
 # %% auto #0
@@ -103,15 +103,14 @@ class LossGridConfig:
     only: tuple | None = None  # run only these settings (names), e.g. for a test
 
 # %% ../nbs/09_loss_study.ipynb #dfeb1e15
-def setting_loss(run) -> Callable:
-    "The composite loss a run trained with, as the evaluation's per-triple loss: (w1, w2, predicted, ctx) -> (B,)."
-    model, std, cfg = load_merger(run)
-    S = setup_run(cfg); probe = probe_images(S.data, cfg.seed)
-    def loss(w1, w2, w3, ctx):
+def setting_loss(model, std, cfg: MergerConfig, data) -> Callable:
+    "The composite loss a run trained with (`run_loss`, on its probe images), as the evaluation's per-triple loss: (w1, w2, predicted, ctx) -> (B,)."
+    loss, probe = run_loss(cfg), probe_images(data, cfg.seed)
+    def f(w1, w2, w3, ctx):
         with torch.enable_grad():  # the functional losses differentiate through the CNNs
-            v, _ = composite_loss(S.loss, w3.float(), ctx.target.float(), [ctx.activation] * len(w3), std, model, w1.float(), w2.float(), probe)
+            v, _ = composite_loss(loss, w3.float(), ctx.target.float(), [ctx.activation] * len(w3), std, model, w1.float(), w2.float(), probe)
         return v.detach()
-    return loss
+    return f
 
 # %% ../nbs/09_loss_study.ipynb #4de7aeb3
 def claim(rdir) -> bool:
@@ -174,12 +173,12 @@ def run_loss_grid(cfg: LossGridConfig,
             try: summ = train_merger(mcfg, rdir, resume=True, progress=False)
             except FloatingPointError as e:  # a setting that diverges is a result: its row has no accuracies
                 log(f"{name}: {e}")
-                per = pd.concat([pd.DataFrame(dict(triple=np.arange(len(tr[w])), c3=[''.join(map(str, zz.classes(int(r)))) for r in tr[w][:, 2]], cnns=w))
-                                 for w, zz in (('own', z), ('fresh', fz))], ignore_index=True)
+                per = pd.concat([triple_table(zz, tr[w])[['triple', 'c3']].assign(cnns=w) for w, zz in (('own', z), ('fresh', fz))], ignore_index=True)
                 per = per.assign(id_acc=np.nan, ft_acc=np.nan, merger_loss=np.nan, setting=s['setting'], kind=s['kind'], seed=k, diverged=True)
                 atomic_write(rdir/'eval.csv', lambda q: per.to_csv(q, index=False))
                 st.finish(name, sset, time.time() - t, diverged=str(e)); (rdir/'claim').unlink(missing_ok=True); continue
-            m = merger_from_run(rdir); m.loss = setting_loss(rdir)
+            model, std, rc = load_merger(rdir)  # one read of the checkpoint, for the predictions and for the loss
+            m = merger_from_model(model, std); m.loss = setting_loss(model, std, rc, data)
             per = []
             for which, zz in (('own', z), ('fresh', fz)):
                 r = evaluate(zz, tr[which], [m.method()], data, ft, cfg.max_per_class, seed=0, bootstrap=0)

@@ -18,13 +18,13 @@ from .zoo import (zoo_data, N_PARAMS, LAYERS, LAYER_SLICES, Zoo, load_zoo, cnn_f
 from .scenarios import ScenarioConfig, make_scenario, Scenario, SPLITS
 from .tokenizer import LayerStandardizer, PermutationAugment, PermutationBank
 from .transformer import TransformerAE, transformer_preset, TransformerConfig
-from .losses import CompositeLoss, LossContext, fisher_rao, sublevel_diagram
+from .losses import CompositeLoss, LossContext, parse_loss_weights, fisher_rao, sublevel_diagram
 
 # %% auto #0
-__all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'setup_run', 'triple_info', 'diagnostics',
-           'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict', 'reference_accuracies',
-           'distill_loss', 'ClassImages', 'composite_loss', 'make_optimizer', 'probe_images', 'MergerTrainer',
-           'train_merger', 'wm_train', 'save_run_report']
+__all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'run_loss', 'setup_run', 'triple_info',
+           'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict',
+           'reference_accuracies', 'distill_loss', 'ClassImages', 'composite_loss', 'make_optimizer', 'probe_images',
+           'MergerTrainer', 'train_merger', 'wm_train', 'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
@@ -94,11 +94,14 @@ class RunSetup:
     data: object  # MNISTData that scores the CNNs
     triples: dict  # split -> LongTensor (n, 3) of zoo rows
 
+def run_loss(cfg: MergerConfig) -> CompositeLoss:
+    "The composite loss of `cfg`, with the parameters of the losses it uses (an unknown loss name is an error)."
+    names = parse_loss_weights(cfg.losses)
+    return CompositeLoss(names, {k: v for k, v in cfg.loss_params.items() if k in names})
+
 def setup_run(cfg: MergerConfig) -> RunSetup:
     "Load and check everything a run needs; raises a clear error before any training."
-    from weight_merging.losses import parse_loss_weights
-    names = parse_loss_weights(cfg.losses)
-    loss = CompositeLoss(names, {k: v for k, v in cfg.loss_params.items() if k in names})
+    loss = run_loss(cfg)
     model_cfg = transformer_preset(cfg.preset, **cfg.model)
     if model_cfg.mode != 'merge': raise ValueError("the merger trains mode='merge' models (two parents in)")
     if not Path(cfg.zoo).exists(): raise FileNotFoundError(f"no zoo at {cfg.zoo}: build one first, e.g. `wm-zoo --preset quick --out {cfg.zoo}`")
