@@ -256,6 +256,7 @@ def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
            device: str = 'cpu',  # cpu or cuda
            data: str = None,  # digits (shipped) or mnist (full, needs --mnist_dir); default: the preset's
            mnist_dir: str = None,  # folder holding MNIST/raw for data=mnist
+           domain: str = None,  # image domain: none, rot90, rot180, rot270, hflip, vflip or invert (default: the preset's, none)
            download: store_true = False,  # let torchvision download MNIST into --mnist_dir
            activations: str = None,  # comma-separated activations (default: the preset's; 'all' for six)
            inits: str = None,  # comma-separated inits (default: the preset's; 'all' for six)
@@ -268,6 +269,7 @@ def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
     with cli_errors('wm-zoo', debug):
         over = {}
         if data: over['data'] = data
+        if domain: over['domain'] = domain
         if activations: over['activations'] = ACTIVATIONS if activations == 'all' else tuple(activations.split(','))
         if inits: over['inits'] = INITS if inits == 'all' else tuple(inits.split(','))
         if seeds: over['seeds'] = _int_list(seeds, '--seeds')

@@ -22,27 +22,29 @@ from .continual import CLConfig, CL_STRATEGIES
 from .report import baseline_methods, write_report, load_result, merger_from_run, md_table
 
 # %% auto #0
-__all__ = ['STUDY_PRESETS', 'EVAL_DEFAULTS', 'eval_settings', 'fold_config', 'fold_triples', 'StageLog', 'zoo_stage', 'eval_fold',
-           'pool_study', 'method_stats', 'study_headline', 'versus', 'headline_markdown', 'study_report',
-           'compare_results', 'same_run', 'run_study', 'wm_run']
+__all__ = ['STUDY_PRESETS', 'CNN_SETS', 'EVAL_DEFAULTS', 'READING_NOTE', 'eval_settings', 'fold_config', 'fold_triples',
+           'StageLog', 'zoo_stage', 'eval_fold', 'pool_study', 'method_stats', 'study_headline', 'versus',
+           'reading_table', 'headline_markdown', 'study_report', 'compare_results', 'same_run', 'run_study', 'wm_run']
 
 # %% ../nbs/07_study.ipynb #017c7643
 _QUICK_EVAL = dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=6, cl_sample=3, n_fisher=64)
 _DESIGN = dict(distill=1.)  # the merger design the ablation of 05_train selected: the functional (distillation) term
 STUDY_PRESETS = {
-    'tiny': dict(zoo='tiny', replicas=(0, 1), fresh=(100,), train='tiny', train_overrides=dict(distill=0.5),
+    'tiny': dict(zoo='tiny', replicas=(0, 1), fresh=(100,), shift='rot90', train='tiny', train_overrides=dict(distill=0.5),
                  folds=2, run_folds=(0,), seeds=(0,),
                  eval=dict(steps=(0, 10, 20), epochs=1, eval_every=10, ft_sample=2, cl_sample=1, cl_epochs=1, continual=('naive', 'joint'),
                            n_fisher=8, max_per_class=20, bootstrap=100)),
-    'quick': dict(zoo='quick', replicas=(0,), fresh=(100,), train='quick', train_overrides=dict(_DESIGN, epochs=40),
+    'quick': dict(zoo='quick', replicas=(0,), fresh=(100,), shift='rot90', train='quick', train_overrides=dict(_DESIGN, epochs=40),
                   folds=4, run_folds=(0,), seeds=(0,), eval=dict(_QUICK_EVAL, ft_sample=4, continual=('naive', 'ewc', 'replay', 'joint'))),
-    'study': dict(zoo='quick', replicas=(0, 1, 2), fresh=(100,), train='quick', train_overrides=dict(_DESIGN, preset='small', epochs=18),  # committed with the small transformer
+    'study': dict(zoo='quick', replicas=(0, 1, 2), fresh=(100,), shift='rot90', train='quick', train_overrides=dict(_DESIGN, preset='small', epochs=18),  # committed with the small transformer
                   folds=4, run_folds=None, seeds=(0, 1, 2), eval=dict(_QUICK_EVAL, continual=('naive', 'replay', 'joint'))),
-    'standard': dict(zoo='standard', replicas=(0, 1, 2), fresh=(100,), train='standard', train_overrides=_DESIGN,
+    'standard': dict(zoo='standard', replicas=(0, 1, 2), fresh=(100,), shift='rot90', train='standard', train_overrides=_DESIGN,
                      folds=5, run_folds=None, seeds=(0, 1, 2), eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=32, cl_sample=16)),
-    'paper': dict(zoo='paper', replicas=(0,), fresh=(100,), train='paper', train_overrides={},
+    'paper': dict(zoo='paper', replicas=(0,), fresh=(100,), shift='rot90', train='paper', train_overrides={},
                   folds=5, run_folds=None, seeds=(0, 1, 2), eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=64, cl_sample=32)),
 }  # wm-run presets
+
+CNN_SETS = {'own': 'training-zoo CNNs', 'fresh': 'fresh CNNs', 'shifted': 'fresh CNNs, unseen image domain'}  # the kinds of test CNNs, as the report names them
 
 # %% ../nbs/07_study.ipynb #07e99047
 EVAL_DEFAULTS = dict(steps=(0, 50, 100, 200, 500), epochs=3, eval_every=50, ft_sample=None, cl_sample=8, cl_epochs=3,
@@ -67,15 +69,20 @@ def fold_config(P: dict,  # a STUDY_PRESETS entry
     return merger_preset(P['train'], **{**over, 'zoo': str(zoo_dir), 'scenario': scenario, 'model': model, 'seed': seed, 'wandb': wandb})
 
 # %% ../nbs/07_study.ipynb #00fff27c
-def fold_triples(zoo, fresh, cfg: MergerConfig) -> dict:
-    "Zoo rows (n, 3) of fold `cfg`'s held-out triples in `zoo` ('own') and `fresh` ('fresh'), its validation triples, and its held-out targets."
+def fold_triples(zoo, fresh, cfg: MergerConfig,
+                 shifted=None) -> dict:  # a zoo of another image domain, or None
+    "Zoo rows (n, 3) of fold `cfg`'s held-out triples in `zoo` ('own'), `fresh` ('fresh') and `shifted`, its validation triples, and its held-out targets."
     sc = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
     t, first = sc.table, sc.table.replica.min()
     held = set(t.c3[t.split == 'test'].tolist())
     rows = lambda d: d[['row1', 'row2', 'row3']].to_numpy(np.int64)
-    ft, _ = find_triples(fresh, ScenarioConfig(**{**cfg.scenario, 'folds': 0, 'fold': 0, 'replicas': None, 'seeds': None}))
-    return dict(own=rows(t[(t.split == 'test') & (t.replica == first)]), val=rows(t[(t.split == 'val') & (t.replica == first)]),
-                fresh=rows(ft[ft.c3.isin(held)]), targets=sorted(held))
+    def held_rows(z):  # every triple of zoo z whose target is held out
+        ft, _ = find_triples(z, ScenarioConfig(**{**cfg.scenario, 'folds': 0, 'fold': 0, 'replicas': None, 'seeds': None}))
+        return rows(ft[ft.c3.isin(held)])
+    out = dict(own=rows(t[(t.split == 'test') & (t.replica == first)]), val=rows(t[(t.split == 'val') & (t.replica == first)]),
+               fresh=held_rows(fresh), targets=sorted(held))
+    if shifted is not None: out['shifted'] = held_rows(shifted)
+    return out
 
 # %% ../nbs/07_study.ipynb #109c0f32
 class StageLog:
@@ -112,11 +119,13 @@ def zoo_stage(st: StageLog, name: str, cfg, zdir, log: Callable, **kwargs) -> Pa
 # %% ../nbs/07_study.ipynb #c2e6ede1
 def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run folder of this fold
               cfg: MergerConfig, es: dict,  # the fold's training config; evaluation settings (`eval_settings`)
-              out, mnist_dir=None, progress: bool = False) -> dict:
-    "Evaluate fold `cfg`'s mergers and the baselines on its held-out triples of the training zoo and of the fresh zoo."
-    zoo, fresh = load_zoo(zoo_dir, mmap=False), load_zoo(fresh_dir, mmap=False)
-    data = zoo_data(zoo, mnist_dir)
-    tr = fold_triples(zoo, fresh, cfg)
+              out, mnist_dir=None, progress: bool = False,
+              shifted_dir=None) -> dict:  # the zoo of another image domain (None: none)
+    "Evaluate fold `cfg`'s mergers and the baselines on its held-out triples of the training zoo, the fresh zoo and the shifted zoo."
+    zoos = {'own': zoo_dir, 'fresh': fresh_dir, **({'shifted': shifted_dir} if shifted_dir else {})}
+    loaded = {k: load_zoo(v, mmap=False) for k, v in zoos.items()}
+    zoo, data = loaded['own'], zoo_data(loaded['own'], mnist_dir)
+    tr = fold_triples(zoo, loaded['fresh'], cfg, loaded.get('shifted'))
     ms, tuning = baseline_methods(zoo, tr['val'], data, continual=tuple(es['continual']), cl=CLConfig(epochs=es['cl_epochs']),
                                   cl_sample=es['cl_sample'], n_fisher=es['n_fisher'], max_per_class=es['max_per_class'])
     mergers = []
@@ -125,12 +134,12 @@ def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run fol
     ms = ms[:1] + mergers + ms[1:]
     ft = FinetuneConfig(steps=tuple(es['steps']), epochs=es['epochs'], eval_every=es['eval_every'], sample=es['ft_sample'], seed=es['seed'])
     res = {}
-    for which, z in (('own', zoo), ('fresh', fresh)):
-        r = evaluate(z, tr[which], ms, data, ft, es['max_per_class'], es['seed'], es['bootstrap'], progress=progress)
+    for which, z in loaded.items():  # each zoo's CNNs on the images of its own domain
+        r = evaluate(z, tr[which], ms, data if which == 'own' else zoo_data(z, mnist_dir), ft, es['max_per_class'], es['seed'], es['bootstrap'], progress=progress)
         r.tuning = tuning
-        r.config.update(zoo=str(zoo_dir if which == 'own' else fresh_dir), cnns=which, fold=cfg.scenario['fold'], folds=cfg.scenario['folds'],
+        r.config.update(zoo=str(zoos[which]), cnns=which, domain=(z.config or {}).get('domain', 'none'), fold=cfg.scenario['fold'], folds=cfg.scenario['folds'],
                         held_out=[''.join(map(str, [c for c in range(10) if t >> c & 1])) for t in tr['targets']])
-        write_report(r, Path(out)/which, f"Fold {cfg.scenario['fold']} of {cfg.scenario['folds']}: {'fresh' if which == 'fresh' else 'training-zoo'} CNNs")
+        write_report(r, Path(out)/which, f"Fold {cfg.scenario['fold']} of {cfg.scenario['folds']}: {CNN_SETS[which]}")
         res[which] = r
     return res
 
@@ -138,10 +147,10 @@ def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run fol
 _SEED = re.compile(r'^(.*) \(seed (\d+)\)$')
 
 def pool_study(eval_dir, folds) -> tuple:
-    "(per-triple table of every fold, method labels) from the folds' results folders eval_dir/foldF/{own,fresh}."
+    "(per-triple table of every fold, method labels) from the folds' results folders eval_dir/foldF/{own,fresh,shifted} (those present)."
     parts, labels = [], {}
     for f in folds:
-        for which in ('own', 'fresh'):
+        for which in [w for w in CNN_SETS if w != 'shifted' or (Path(eval_dir)/f'fold{f}'/w/'results.json').exists()]:
             r = load_result(Path(eval_dir)/f'fold{f}'/which)
             p = r.per_triple.assign(fold=f, cnns=which)
             m = p.method.str.extract(_SEED.pattern)
@@ -169,12 +178,12 @@ def _fmt(s: dict) -> str:
     return out + (f" ±{s['sd']:.1f} sd" if np.isfinite(s.get('sd', np.nan)) else '')
 
 def study_headline(per: pd.DataFrame, labels: dict, steps: int = 200, min_comb: int = 5) -> pd.DataFrame:
-    "Per method: ID accuracy straight after merging and after `steps` finetuning steps, on held-out combinations of training-zoo and fresh CNNs."
+    "Per method: ID accuracy straight after merging and after `steps` finetuning steps, on held-out combinations of each kind of test CNNs (`CNN_SETS`)."
     rows = []
     for m in dict.fromkeys(per.method):
         g = per[per.method == m]; lab = labels.get(m, m)
         row = {'method': lab, 'uses data': 'yes' if '†' in lab else 'no', 'single CNN': 'no' if '‡' in lab else 'yes'}
-        for which, name in (('own', 'training-zoo CNNs'), ('fresh', 'fresh CNNs')):
+        for which, name in ((w, n) for w, n in CNN_SETS.items() if w in set(per.cnns)):
             h = g[g.cnns == which]
             s0, sf = method_stats(h, 'id_acc', min_comb), method_stats(h, f'ft_{steps}', min_comb)
             row[f'{name}: 0 steps'], row[f'{name}: {steps} steps'] = _fmt(s0), _fmt(sf)
@@ -194,14 +203,36 @@ def versus(per: pd.DataFrame, cnns: str = 'fresh', method: str = 'merger', other
     share = cluster_mean_ci(j.v, j.c3, min_units=2)[0] / cluster_mean_ci(j.r, j.c3, min_units=2)[0]
     return dict(share_of_true=round(float(share), 4), beats=round(float((j.v > j.o).mean()), 4), n=len(j), n_comb=int(j.c3.nunique()))
 
+# %% ../nbs/07_study.ipynb #baa258b6
+READING_NOTE = ("Collapse: the variance of the merger's CNNs over test triples relative to the true C3 models' (0 = one CNN whatever the parents; 1 = as diverse as the targets). "
+                "OOD: 10-way accuracy on the digits outside C3 (a true C3 model scores about 0: it never learned to name them; a merger that recalls one all-digit classifier names them). "
+                "On the shifted zoo, parents and targets see the digits in an image domain the merger never saw.")  # the report's note under the reading table
+
+def reading_table(per: pd.DataFrame,  # pooled per-triple rows (`pool_study`)
+                  eval_dir, folds) -> pd.DataFrame:
+    "Per kind of test CNNs: merger, true C3 and ensemble ID accuracy, merger and true C3 OOD accuracy, and the merger's collapse."
+    def mean(m, w, k):  # method m's mean of metric k over combinations, seeds averaged per triple
+        g = per[(per.method == m) & (per.cnns == w)].groupby(['fold', 'triple']).agg(v=(k, 'mean'), c3=('c3', 'first'))
+        return cluster_mean_ci(g.v, g.c3, min_units=2)[0] if len(g) else np.nan
+    rows = []
+    for w in [w for w in CNN_SETS if w in set(per.cnns)]:
+        col = [pd.read_csv(Path(eval_dir)/f'fold{f}'/w/'collapse.csv') for f in folds if (Path(eval_dir)/f'fold{f}'/w/'collapse.csv').exists()]
+        col = pd.concat(col) if col else pd.DataFrame(columns=['method', 'collapse'])
+        mc = col[col.method.str.match(r'^merger( \(seed \d+\))?$')].collapse
+        rows.append({'CNNs': CNN_SETS[w], 'merger ID': mean('merger', w, 'id_acc'), 'true C3 ID': mean('ground truth C3', w, 'id_acc'),
+                     'ensemble ID': mean('ensemble', w, 'id_acc'), 'merger OOD': mean('merger', w, 'ood_acc'), 'true C3 OOD': mean('ground truth C3', w, 'ood_acc'),
+                     'merger collapse': float(mc.mean()) if len(mc) else np.nan})
+    return pd.DataFrame(rows)
+
 # %% ../nbs/07_study.ipynb #6326fd4f
 def _plot(head: pd.DataFrame, out: Path, steps: int) -> str:
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
     num = lambda s: float(s.split(' ')[0]) if isinstance(s, str) and s else np.nan
     ci = lambda s: [float(x) for x in s.split('[')[1].split(']')[0].split(', ')] if isinstance(s, str) and '[' in s else [np.nan, np.nan]
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    sets = [n for n in CNN_SETS.values() if f'{n}: 0 steps' in head]
+    fig, axs = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.2), sharey=True, squeeze=False); axs = axs[0]
     x = np.arange(len(head)); w = 0.4
-    for ax, which in zip(axs, ('training-zoo CNNs', 'fresh CNNs')):
+    for ax, which in zip(axs, sets):
         for off, k, name in ((-w / 2, f'{which}: 0 steps', 'straight after merging'), (w / 2, f'{which}: {steps} steps', f'after {steps} finetuning steps')):
             m = np.array([num(s) for s in head[k]]); b = np.array([ci(s) for s in head[k]])
             err = np.where(np.isfinite(b).all(1)[:, None], np.abs(b - m[:, None]), 0).T
@@ -226,27 +257,32 @@ def study_report(out, preset: str, P: dict, folds, steps: int = 200) -> dict:
     per, labels = pool_study(out/'eval', folds)
     per.to_csv(out/'per_triple.csv', index=False)
     head = study_headline(per, labels, steps)
-    vs = {k: versus(per, k) for k in ('own', 'fresh')}
+    sets = [w for w in CNN_SETS if w in set(per.cnns)]
+    vs = {k: versus(per, k) for k in sets}
     mg = per[per.method == 'merger']
     seeds = {which: {int(s): round(float(cluster_mean_ci(h.id_acc, h.c3, min_units=2)[0]), 3) for s, h in mg[mg.cnns == which].groupby('seed')}
-             for which in ('own', 'fresh')} if mg.seed.notna().any() else {}
+             for which in sets} if mg.seed.notna().any() else {}
     sd = [float(np.std(list(v.values()), ddof=1)) for v in seeds.values() if len(v) > 1]
+    reads = reading_table(per, out/'eval', folds)
     res = dict(preset=preset, run=str(out), settings={k: v for k, v in P.items() if k != 'eval'}, eval=eval_settings(P['eval']), folds=list(folds),
                stages=stages, seconds=round(sum(s['seconds'] for s in stages.values()), 1), headline=json.loads(head.to_json(orient='records')),
                merger_vs_ensemble=vs, merger_seed_means=seeds, merger_seed_sd=round(max(sd), 3) if sd else None,
-               n_triples={k: int(mg[mg.cnns == k][['fold', 'triple']].drop_duplicates().shape[0]) for k in ('own', 'fresh')},
+               reads_inputs=json.loads(reads.to_json(orient='records')),
+               n_triples={k: int(mg[mg.cnns == k][['fold', 'triple']].drop_duplicates().shape[0]) for k in sets},
                **run_provenance())
     atomic_write(out/'results.json', lambda p: p.write_text(json.dumps(res, indent=1, default=str)))
     plot = _plot(head, out, steps)
     f = lambda d: f"{100 * d['share_of_true']:.1f} % of the true C3 models' accuracy, beats the parents' ensemble on {100 * d['beats']:.0f} % of {d['n']} triples ({d['n_comb']} combinations)" if d else 'n/a'
     md = [f"# wm-run --preset {preset}", '',
-          f"Folds {list(folds)} of {P['folds']} over target combinations; merger seeds {list(P['seeds'])}; training zoo replicas {list(P['replicas'])}, fresh zoo replica(s) {list(P['fresh'])}.", '',
+          f"Folds {list(folds)} of {P['folds']} over target combinations; merger seeds {list(P['seeds'])}; training zoo replicas {list(P['replicas'])}, fresh zoo replica(s) {list(P['fresh'])}"
+          + (f"; shifted zoo: the fresh replica(s) on digits in domain {P['shift']!r}, never seen in training" if 'shifted' in sets else '') + '.', '',
           f"## ID accuracy (%) on C3's test images, held-out combinations", '',
           "Mean over combinations [95 % CI over combinations] (no interval below 5 combinations); for the merger, `± sd` over its seeds. "
           "† uses training images, ‡ not a single CNN, * the true C3 model (a reference).", '', headline_markdown(res), '',
-          f"Merger on fresh CNNs: {f(vs['fresh'])}.", '', f"Merger on training-zoo CNNs: {f(vs['own'])}.", '',
+          *[l for w in sets for l in (f"Merger on {CNN_SETS[w]}: {f(vs[w])}.", '')],
+          "## Does the merger read its inputs?", '', READING_NOTE, '', md_table(reads.fillna(''), '.3g'), '',
           "## Stages", '', md_table(pd.DataFrame([dict(stage=k, seconds=v['seconds'], finished=v['finished']) for k, v in stages.items()])), '',
-          f"Commit {res['commit']}, {res['machine']}, torch {res['torch']}, {res['date']}. Per fold: `eval/foldF/own/summary.md`, `eval/foldF/fresh/summary.md`.", '',
+          f"Commit {res['commit']}, {res['machine']}, torch {res['torch']}, {res['date']}. Per fold: " + ', '.join(f"`eval/foldF/{w}/summary.md`" for w in sets) + '.', '',
           f"![accuracy by method]({plot})", '']
     atomic_write(out/'report.md', lambda p: p.write_text('\n'.join(md)))
     return res
@@ -290,7 +326,7 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
               folds=None,  # folds to run (default: the preset's `run_folds`; 'all' for every fold)
               seeds=None,  # merger seeds (default: the preset's)
               progress: bool = True, log: Callable | None = print) -> dict:
-    "Zoos -> one merger per fold and seed -> evaluation of each fold -> pooled report; finished stages are skipped."
+    "Zoos (training, fresh, shifted) -> one merger per fold and seed -> evaluation of each fold -> pooled report; finished stages are skipped."
     if preset not in STUDY_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
     log = log or (lambda *a: None)
     P = dict(STUDY_PRESETS[preset]); P['eval'] = {**P['eval'], **(eval or {})}
@@ -301,6 +337,7 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
     st, kw = StageLog(out), dict(workers=workers, device=device, mnist_dir=mnist_dir, progress=progress)
     zdir = zoo_stage(st, 'zoo', zoo_preset(P['zoo'], replicas=P['replicas']), out/'zoo', log, **kw)
     fdir = zoo_stage(st, 'fresh zoo', zoo_preset(P['zoo'], replicas=P['fresh']), out/'zoo-fresh', log, **kw)
+    sdir = zoo_stage(st, 'shifted zoo', zoo_preset(P['zoo'], replicas=P['fresh'], domain=P['shift']), out/'zoo-shifted', log, **kw) if P.get('shift') else None
     es = eval_settings(P['eval'])
     for f in fl:
         runs = {}
@@ -311,10 +348,10 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
             r = train_merger(cfg, mdir, resume=same_run(mdir, cfg), progress=progress)  # a changed configuration trains afresh
             st.finish(name, cfg.to_dict(), time.time() - t, best_epoch=r['best_epoch'], val_cnn_accuracy=r['val_cnn_accuracy'])
         name, edir = f'eval fold {f}', out/'eval'/f'fold{f}'
-        settings = dict(es, seeds=list(P['seeds']), train=fold_config(P, zdir, f, 0).to_dict())
-        if st.done(name, settings, edir/'own'/'results.json', edir/'fresh'/'results.json'): log(f"{name}: done ({edir})"); continue
+        settings = dict(es, seeds=list(P['seeds']), shift=P.get('shift'), train=fold_config(P, zdir, f, 0).to_dict())
+        if st.done(name, settings, *[edir/w/'results.json' for w in CNN_SETS if w != 'shifted' or sdir]): log(f"{name}: done ({edir})"); continue
         log(f"{name} -> {edir}"); t = time.time()
-        eval_fold(zdir, fdir, runs, fold_config(P, zdir, f, 0), es, edir, mnist_dir, progress)
+        eval_fold(zdir, fdir, runs, fold_config(P, zdir, f, 0), es, edir, mnist_dir, progress, sdir)
         st.finish(name, settings, time.time() - t)
     res = study_report(out, preset, P, fl, 200 if 200 in es['steps'] else max(es['steps']))
     log(f"report: {out/'report.md'}  (results: {out/'results.json'})")

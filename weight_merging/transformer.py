@@ -11,16 +11,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .zoo import N_PARAMS
+from .zoo import N_PARAMS, LAYERS
 from .tokenizer import get_tokenizer
 
 # %% auto #0
 __all__ = ['TRANSFORMER_PRESETS', 'TransformerConfig', 'transformer_preset', 'group_spans', 'TokenEmbedder', 'PositionalEncoding',
-           'SelfAttention', 'EncoderLayer', 'Encoder', 'Neck2Seq', 'Decoder', 'TransformerAE', 'param_counts']
+           'SelfAttention', 'EncoderLayer', 'Encoder', 'Neck2Seq', 'Decoder', 'mix_groups', 'UnitMix', 'TransformerAE',
+           'param_counts']
 
 # %% ../nbs/03_transformer.ipynb #5e325899
 _CHOICES = {'fusion': ('concat', 'symmetric'), 'mode': ('merge', 'autoencoder'), 'pooling': ('mean', 'max'),
-            'activation': ('relu', 'gelu'), 'tokenizer': ('chunk', 'neuron')}
+            'activation': ('relu', 'gelu'), 'tokenizer': ('chunk', 'neuron'),
+            'output': ('weights', 'unit_mix', 'pair_mix')}
 
 # %% ../nbs/03_transformer.ipynb #e6f9a3b5
 @dataclass
@@ -38,6 +40,8 @@ class TransformerConfig:
     fusion: str = 'concat'  # 'concat' (report: Dense(z1 || z2)) or 'symmetric' (Dense(z1 + z2 || z1 * z2))
     mode: str = 'merge'  # 'merge' (two parents in, the merged CNN out) or 'autoencoder' (one CNN in, the same out)
     residual: bool = False  # merge mode: decode a correction to the parents' average, out = decode(z) + (w1 + w2) / 2
+    output: str = 'weights'  # merge mode: 'weights' (the decoder writes every weight), 'unit_mix' (two coefficients per CNN unit mix the parents) or 'pair_mix' (per pair of connected units; `UnitMix`)
+    mix_bounded: bool = False  # 'unit_mix'/'pair_mix': coefficients squashed into (0, 1) by a sigmoid (unbounded otherwise)
     pooling: str = 'mean'  # how an encoder's token sequence becomes one d_model vector: 'mean' or 'max'
     activation: str = 'relu'  # feed-forward activation
     n_params: int = N_PARAMS  # length of the weight vectors read and written
@@ -52,6 +56,8 @@ class TransformerConfig:
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout={self.dropout} must lie in [0, 1)")
         if self.fusion == 'symmetric' and self.mode == 'merge' and not self.shared_encoder:
             raise ValueError("fusion='symmetric' needs shared_encoder=True: two separate encoders read the parents differently")
+        if self.output != 'weights' and (self.mode != 'merge' or self.residual or self.n_params != N_PARAMS):
+            raise ValueError(f"output={self.output!r} mixes two parents of the {N_PARAMS}-parameter zoo CNN: it needs mode='merge', residual=False and n_params={N_PARAMS}")
 
 # %% ../nbs/03_transformer.ipynb #e5ee16a7
 TRANSFORMER_PRESETS = {
@@ -210,6 +216,42 @@ class Decoder(nn.Module):
         for layer in self.layers: x = layer(x)
         return self.seq2vec(self.norm(x).flatten(1))
 
+# %% ../nbs/03_transformer.ipynb #03614fde
+_IN_CHANNELS = {'fc1.weight': 4}  # fc1's 36 inputs are conv3's 4 channels × 9 positions
+
+def mix_groups(kind: str = 'unit',  # 'unit': one group per unit (its incoming weights and bias); 'pair': one per (unit, input channel) for weights, per unit for biases
+               layers: dict = LAYERS) -> torch.Tensor:
+    "The mixing group of each parameter of the CNN vector: (n_params,) group ids, numbered through the layers."
+    if kind not in ('unit', 'pair'): raise ValueError(f"unknown mixing groups {kind!r}; valid: 'unit', 'pair'")
+    out, off = [], 0
+    for name, shape in layers.items():
+        n, rest = shape[0], math.prod(shape[1:])
+        if kind == 'unit' or name.endswith('.bias'): g = torch.arange(n).repeat_interleave(rest)  # a weight (n, ...) or bias (n,) of n units
+        else:
+            k = _IN_CHANNELS.get(name, shape[1])  # input channels (units) of this weight
+            g = (torch.arange(n)[:, None] * k + torch.arange(k).repeat_interleave(rest // k)[None]).flatten()
+        out.append(g + off)
+        if kind == 'pair' or name.endswith('.bias'): off += int(g.max()) + 1  # a unit's bias joins its weights' group ('unit')
+    return torch.cat(out)
+
+class UnitMix(nn.Module):
+    "Neck code -> two coefficients per mixing group of the CNN -> the parents mixed group by group (starts as their average)."
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.register_buffer('group', mix_groups('pair' if cfg.output == 'pair_mix' else 'unit'), persistent=False)
+        self.n_groups = int(self.group.max()) + 1
+        self.head, self.bounded = nn.Linear(cfg.neck, 2 * self.n_groups), cfg.mix_bounded
+        nn.init.zeros_(self.head.weight); nn.init.constant_(self.head.bias, 0. if self.bounded else 0.5)  # 1/2 either way
+
+    def coefficients(self, z): # (B, neck)
+        "(B, 2, n_groups): a (first parent) and b (second parent) per group."
+        c = self.head(z).view(len(z), 2, self.n_groups)
+        return torch.sigmoid(c) if self.bounded else c
+
+    def forward(self, z, w1, w2): # (B, neck) codes; (B, n_params) standardized parents
+        c = self.coefficients(z)[:, :, self.group]
+        return c[:, 0] * w1 + c[:, 1] * w2
+
 # %% ../nbs/03_transformer.ipynb #b83113d8
 class TransformerAE(nn.Module):
     "The report's double-encoder transformer: two parents' weights in, the merged CNN's weights out (§4.1-4.2)."
@@ -220,7 +262,7 @@ class TransformerAE(nn.Module):
         n_enc = 1 if cfg.shared_encoder or cfg.mode == 'autoencoder' else 2
         self.encoders = nn.ModuleList(Encoder(self.tok, cfg) for _ in range(n_enc))
         self.neck = nn.Linear(cfg.d_model * (2 if cfg.mode == 'merge' else 1), cfg.neck)
-        self.decoder = Decoder(self.tok.n_tokens, cfg)
+        self.decoder = Decoder(self.tok.n_tokens, cfg) if cfg.output == 'weights' else UnitMix(cfg)
         if cfg.compile:
             for m in (*self.encoders, self.decoder): m.compile(**({} if cfg.compile is True else {'backend': cfg.compile}))
 
@@ -254,6 +296,7 @@ class TransformerAE(nn.Module):
 
     def decode(self, z): # (..., neck) latent code
         "Weights (..., n_params) decoded from neck codes."
+        if self.cfg.output != 'weights': raise ValueError(f"output={self.cfg.output!r} decodes coefficients, not weights: call the model on two parents")
         return self.decoder(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], self.cfg.n_params)
 
     def autocast(self, enabled: bool | None = None): # default: cfg.bf16
@@ -269,6 +312,7 @@ class TransformerAE(nn.Module):
             raise ValueError(f"mode={self.cfg.mode!r} takes {'one input' if self.cfg.mode == 'autoencoder' else 'two inputs'}")
         with self.autocast():
             z = self.fuse(self.encode(w1, 0), None if w2 is None else self.encode(w2, 1))
+            if self.cfg.output != 'weights': return self.decoder(z.float(), w1.float(), w2.float())
             out = self.decode(z).float()
         return out + (w1.float() + w2.float()) / 2 if self.cfg.residual and w2 is not None else out
 

@@ -17,12 +17,12 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES', 'ACT_FNS', 'DATA_DIR', 'DIGITS_NPZ',
-           'MNIST_MEAN', 'MNIST_STD', 'ZOO_PRESETS', 'MEMBER_COLS', 'META_COLS', 'param_columns', 'check_activation',
-           'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model', 'vec_to_params', 'params_to_vec',
-           'cnn_forward', 'MNISTData', 'stratified_split', 'load_digits', 'load_mnist', 'load_data', 'experiences',
-           'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec', 'score_cnns', 'ZooConfig', 'zoo_preset', 'zoo_specs',
-           'zoo_chunks', 'atomic_write', 'Zoo', 'save_zoo', 'zoo_stats', 'write_zoo_csv', 'read_zoo_csv', 'load_zoo',
-           'zoo_data', 'require', 'cli_errors', 'run_provenance']
+           'MNIST_MEAN', 'MNIST_STD', 'DOMAINS', 'ZOO_PRESETS', 'MEMBER_COLS', 'META_COLS', 'param_columns',
+           'check_activation', 'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model', 'vec_to_params',
+           'params_to_vec', 'cnn_forward', 'MNISTData', 'stratified_split', 'load_digits', 'load_mnist', 'load_data',
+           'in_domain', 'experiences', 'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec', 'score_cnns', 'ZooConfig',
+           'zoo_preset', 'zoo_specs', 'zoo_chunks', 'atomic_write', 'Zoo', 'save_zoo', 'zoo_stats', 'write_zoo_csv',
+           'read_zoo_csv', 'load_zoo', 'zoo_data', 'require', 'cli_errors', 'run_provenance']
 
 # %% ../nbs/00_zoo.ipynb #099f8d44
 ACTIVATIONS = ('gelu', 'relu', 'silu', 'leakyrelu', 'sigmoid', 'tanh')  # the report's activation index 0-5
@@ -169,6 +169,7 @@ class MNISTData:
     y: torch.Tensor
     idx: dict  # split name -> LongTensor of indices
     source: str = 'digits'
+    domain: str = 'none'  # how the images are seen (`DOMAINS`)
 
     def indices(self, split: str, classes: Sequence[int], max_per_class: int | None = None) -> torch.Tensor:
         "Indices of `split` ('train', 'val', 'test') whose label is in `classes`, in split order (the first `max_per_class` of each)."
@@ -180,7 +181,7 @@ class MNISTData:
 
     def to(self, device):
         "The same data on `device`."
-        return MNISTData(self.x.to(device), self.y.to(device), {k: v.to(device) for k, v in self.idx.items()}, self.source)
+        return MNISTData(self.x.to(device), self.y.to(device), {k: v.to(device) for k, v in self.idx.items()}, self.source, self.domain)
 
     def replica(self, r: int) -> 'MNISTData':
         "Replica `r`'s split: the same test set, train and validation redrawn per class from this train ∪ val (r = 0: unchanged)."
@@ -192,7 +193,7 @@ class MNISTData:
             ic = ic[torch.randperm(len(ic), generator=g).to(ic.device)]
             out['train'].append(ic[:nt]); out['val'].append(ic[nt:])
         idx = {k: torch.sort(torch.cat(v)).values for k, v in out.items()}
-        return MNISTData(self.x, self.y, {**self.idx, **idx}, self.source)
+        return MNISTData(self.x, self.y, {**self.idx, **idx}, self.source, self.domain)
 
 # %% ../nbs/00_zoo.ipynb #34d4200e
 def stratified_split(labels, n_train: int, n_val: int, seed=0, test_rest=True) -> dict:
@@ -237,13 +238,29 @@ def load_mnist(root, download=False, n_train=5000, n_val=400, seed=0) -> MNISTDa
     return MNISTData(_normalize(images), labels.long(), idx, 'mnist')
 
 # %% ../nbs/00_zoo.ipynb #cc0efb8e
-def load_data(source='digits', mnist_dir=None, download=False, n_train=None, n_val=None, seed=0) -> MNISTData:
-    "The shipped digits (`source='digits'`) or full MNIST (`source='mnist'`, from `mnist_dir`)."
-    if source == 'digits': return load_digits(n_train or 600, n_val or 100, seed)
+def load_data(source='digits', mnist_dir=None, download=False, n_train=None, n_val=None, seed=0,
+              domain: str = 'none') -> MNISTData:  # the image domain (`DOMAINS`)
+    "The shipped digits (`source='digits'`) or full MNIST (`source='mnist'`, from `mnist_dir`), seen through `domain`."
+    if source == 'digits': return in_domain(load_digits(n_train or 600, n_val or 100, seed), domain)
     if source == 'mnist':
         if mnist_dir is None: raise ValueError("source='mnist' needs mnist_dir (a folder holding MNIST/raw), or use source='digits'")
-        return load_mnist(mnist_dir, download, n_train or 5000, n_val or 400, seed)
+        return in_domain(load_mnist(mnist_dir, download, n_train or 5000, n_val or 400, seed), domain)
     raise ValueError(f"unknown data source {source!r}; valid: 'digits', 'mnist'")
+
+# %% ../nbs/00_zoo.ipynb #3dedbac8
+DOMAINS = ('none', 'rot90', 'rot180', 'rot270', 'hflip', 'vflip', 'invert')  # image domains: as shipped, rotated (counter-clockwise), mirrored, intensity-inverted
+
+def in_domain(data: MNISTData, domain: str = 'none') -> MNISTData:
+    "The same digits, labels and split with every image seen through `domain` (a fixed rotation, mirror or intensity inversion)."
+    if domain not in DOMAINS: raise ValueError(f"unknown image domain {domain!r}; valid: {', '.join(DOMAINS)}")
+    if domain == data.domain: return data
+    if data.domain != 'none': raise ValueError(f"these images are already in domain {data.domain!r}: transform the images as loaded (domain 'none')")
+    x = data.x
+    if domain.startswith('rot'): x = torch.rot90(x, int(domain[3:]) // 90, (2, 3))
+    elif domain == 'hflip': x = x.flip(3)
+    elif domain == 'vflip': x = x.flip(2)
+    elif domain == 'invert': x = (1 - 2 * MNIST_MEAN) / MNIST_STD - x  # raw intensity p -> 1 - p, in normalized units
+    return MNISTData(x.contiguous(), data.y, data.idx, data.source, domain)
 
 # %% ../nbs/00_zoo.ipynb #a11cd801
 def experiences(classes=range(10), sizes=None) -> list[tuple]:
@@ -356,6 +373,7 @@ class ZooConfig:
     seeds: tuple = (0,)  # init seeds: one θ0 per (activation, init, seed)
     replicas: tuple = (0,)  # replica ids: each trains every experience again from the same θ0 on its own train/val split and data order
     data: str = 'digits'  # 'digits' (shipped) or 'mnist' (full, needs mnist_dir)
+    domain: str = 'none'  # how every image is seen (`DOMAINS`): 'none', or a fixed rotation, mirror or inversion
     n_train: int | None = None  # training images per class (default: 600 digits, 5000 MNIST)
     n_val: int | None = None  # validation images per class (default: 100 digits, 400 MNIST)
     split_seed: int = 0
@@ -366,6 +384,7 @@ class ZooConfig:
         if isinstance(self.train, dict): self.train = TrainConfig(**self.train)
         for a in self.activations: check_activation(a)
         for i in self.inits: check_init(i)
+        if self.domain not in DOMAINS: raise ValueError(f"unknown image domain {self.domain!r}; valid: {', '.join(DOMAINS)}")
         self.classes, self.activations, self.inits, self.seeds = tuple(self.classes), tuple(self.activations), tuple(self.inits), tuple(self.seeds)
         self.replicas = tuple(int(r) for r in self.replicas)
         if self.sizes is not None: self.sizes = tuple(self.sizes)
@@ -550,15 +569,15 @@ Zoo.to_csv = write_zoo_csv
 
 # %% ../nbs/00_zoo.ipynb #deff7513
 def _load_zoo_data(cfg: ZooConfig, mnist_dir=None, download=False) -> MNISTData:
-    return load_data(cfg.data, mnist_dir, download, cfg.n_train, cfg.n_val, cfg.split_seed)
+    return load_data(cfg.data, mnist_dir, download, cfg.n_train, cfg.n_val, cfg.split_seed, cfg.domain)
 
 def zoo_data(zoo: Zoo,  # a loaded zoo
              mnist_dir=None):  # folder holding MNIST/raw, for zoos built on full MNIST (default: $WM_MNIST_DIR)
-    "The images and the train/val/test split that `zoo` was trained with (from its config)."
+    "The images (in the zoo's domain) and the train/val/test split that `zoo` was trained with (from its config)."
     c = zoo.config or {}
     src = c.get('data', 'digits')
     if src == 'mnist': mnist_dir = mnist_dir or os.environ.get('WM_MNIST_DIR')
-    return load_data(src, mnist_dir, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0))
+    return load_data(src, mnist_dir, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0), c.get('domain', 'none'))
 
 # %% ../nbs/00_zoo.ipynb #e8464d0a
 def require(module: str,  # the module to import, e.g. 'torchaudio'

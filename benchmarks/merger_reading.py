@@ -1,0 +1,123 @@
+"""Merging or recalling? One training run per (setting, seed) of the default study fold, scored on held-out target
+combinations of three kinds of CNNs: the training zoo's, a fresh zoo's (same θ0, other training images) and a shifted
+zoo's (same θ0 and classes, every image rotated by 90°: a domain no merger saw). Besides accuracy it records what tells
+a merger that reads its parents from one that recalls a classifier: the collapse of its CNNs over triples and their
+accuracy on the digits outside C3 (OOD), both against the true C3 models.
+
+    wm-zoo --preset quick --out runs/quick/zoo                         # (or a finished wm-run --preset quick folder)
+    wm-zoo --preset quick --replicas 100 --out runs/quick/zoo-fresh
+    wm-zoo --preset quick --replicas 100 --domain rot90 --out runs/quick/zoo-shifted
+    python benchmarks/merger_reading.py --run runs/quick --setting all --seed 0 --threads 1
+    python benchmarks/merger_reading.py --table
+
+Each (setting, seed) writes nbs/results/reading/SETTING-seedS.json atomically and is skipped when that file exists; an
+interrupted training resumes from its last.pt. `--table` joins the files into nbs/results/reading/table.csv.
+"""
+import argparse, json, sys, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance
+from weight_merging.study import STUDY_PRESETS, fold_config, fold_triples
+from weight_merging.train import train_merger
+from weight_merging.report import baseline_methods, merger_from_run
+from weight_merging.eval import evaluate
+
+OUT = Path('nbs/results/reading')
+EPOCHS = 40  # the quick study's training length
+SETTINGS = {  # name -> MergerConfig overrides on top of the quick study's training configuration (medium transformer, distill=1)
+    'weights': {},                                                                    # the decoder writes all 2464 weights (the report's design)
+    'unit_mix': dict(model=dict(output='unit_mix'), losses='layerwise_mse=0.1'),      # two coefficients per CNN unit mix the parents
+    'pair_mix': dict(model=dict(output='pair_mix'), losses='layerwise_mse=0.1'),      # two per (unit, input channel) pair
+    'pair_mix_bounded': dict(model=dict(output='pair_mix', mix_bounded=True), losses='layerwise_mse=0.1'),  # ... each in (0, 1)
+}
+METHODS = ('merger', 'ground truth C3', 'ensemble', 'weight averaging', 'task arithmetic', 'TIES')
+
+
+def config(name, seed, run):
+    P = dict(STUDY_PRESETS['quick']); over = dict(P['train_overrides'])
+    s = dict(SETTINGS[name]); model = s.pop('model', {})
+    P['train_overrides'] = {**over, **s, 'epochs': EPOCHS, 'model': {**over.get('model', {}), **model}}
+    return fold_config(P, Path(run)/'zoo', 0, seed)
+
+
+def one(name, seed, run, shifted, work):
+    f = OUT/f'{name}-seed{seed}.json'
+    if f.exists(): print(f'{f}: done'); return
+    cfg = config(name, seed, run); mdir = Path(work)/f'{name}-seed{seed}'
+    sj, norm = mdir/'summary.json', lambda d: json.loads(json.dumps(d))
+    if sj.exists() and norm(json.loads(sj.read_text())['config']) == norm(cfg.to_dict()):  # trained to the end before: its own record of the time
+        r = json.loads(sj.read_text()); train_s = r['seconds']
+    else: t = time.time(); r = train_merger(cfg, mdir, resume=True, progress=False); train_s = time.time() - t
+    zoos = {'own': load_zoo(Path(run)/'zoo', mmap=False), 'fresh': load_zoo(Path(run)/'zoo-fresh', mmap=False), 'shifted': load_zoo(shifted, mmap=False)}
+    tr = fold_triples(zoos['own'], zoos['fresh'], cfg, zoos['shifted'])
+    ms, _ = baseline_methods(zoos['own'], tr['val'], zoo_data(zoos['own']), data_methods=False, continual=())
+    m = merger_from_run(mdir).method(); m.name = 'merger'
+    res = dict(setting=name, seed=seed, epochs=cfg.epochs, train_s=round(train_s, 1), best_epoch=r['best_epoch'], val_cnn_accuracy=r['val_cnn_accuracy'],
+               config=cfg.to_dict(), shifted_domain=zoos['shifted'].config['domain'], command=' '.join(sys.argv), sets={})
+    t = time.time()
+    for w, z in zoos.items():
+        e = evaluate(z, tr[w], [ms[0], m] + ms[1:], zoo_data(z), None, bootstrap=200)
+        s = e.summary.set_index(['method', 'metric'])
+        col = e.collapse.set_index('method')
+        res['sets'][w] = dict(n=int(len(tr[w])), n_comb=int(e.triples.c3.nunique()),
+                              **{f'{mm}|{k}|{met}': round(float(s.loc[(mm, met), k]), 3) for mm in METHODS for met in ('id_acc', 'ood_acc') for k in ('mean', 'lo', 'hi')},
+                              **{f'{mm}|collapse': round(float(col.collapse[mm]), 4) for mm in METHODS if mm in col.index})
+    res['eval_s'] = round(time.time() - t, 1)
+    res.update(run_provenance())
+    OUT.mkdir(parents=True, exist_ok=True)
+    atomic_write(f, lambda p: p.write_text(json.dumps(res, indent=1)))
+    print(json.dumps({k: res[k] for k in ('setting', 'seed', 'train_s')}), {w: res['sets'][w]['merger|mean|id_acc'] for w in res['sets']})
+
+
+def table():
+    rows = []
+    for f in sorted(OUT.glob('*-seed*.json')):
+        r = json.loads(f.read_text())
+        row = dict(setting=r['setting'], seed=r['seed'], train_s=r['train_s'])
+        for w, s in r['sets'].items():
+            row[f'{w}'] = s['merger|mean|id_acc']; row[f'{w}_ci_hw'] = (s['merger|hi|id_acc'] - s['merger|lo|id_acc']) / 2
+            row[f'{w}_true'] = s['ground truth C3|mean|id_acc']; row[f'{w}_ens'] = s['ensemble|mean|id_acc']; row[f'{w}_ta'] = s['task arithmetic|mean|id_acc']
+            row[f'{w}_ood'] = s['merger|mean|ood_acc']; row[f'{w}_collapse'] = s['merger|collapse']; row[f'{w}_n_comb'] = s['n_comb']
+        rows.append(row)
+    per = pd.DataFrame(rows); per.to_csv(OUT/'per_seed.csv', index=False)
+    g = per.groupby('setting', sort=False)
+    tab = g.mean(numeric_only=True).drop(columns='seed')
+    tab.insert(0, 'seeds', g.size())
+    for w in ('own', 'fresh', 'shifted'): tab.insert(tab.columns.get_loc(w) + 1, f'{w}_sd', g[w].std())
+    tab = tab.reindex([s for s in SETTINGS if s in tab.index]).round(3)
+    tab.to_csv(OUT/'table.csv'); print(tab.to_string())
+    plot(tab)
+
+
+def plot(tab):
+    "Bars: the merger of each setting on the three kinds of CNNs (mean over seeds, ± half the 95 % interval over combinations); lines: references."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    sets = [('own', 'training-zoo CNNs'), ('fresh', 'fresh CNNs'), ('shifted', 'fresh CNNs, rotated digits')]
+    fig, ax = plt.subplots(figsize=(10.5, 4)); w = 0.8 / len(tab); x = np.arange(len(sets))
+    for k, (name, r) in enumerate(tab.iterrows()):
+        ax.bar(x - 0.4 + w * (k + 0.5), [r[s] for s, _ in sets], w, yerr=[r[f'{s}_ci_hw'] for s, _ in sets], capsize=2, label=f'merger: {name}')
+    for key, style, lab in (('true', 'k-', 'true C3 model'), ('ens', 'k--', "parents' ensemble"), ('ta', 'k:', 'task arithmetic')):
+        for i, (s, _) in enumerate(sets): ax.plot([i - 0.45, i + 0.45], [tab[f'{s}_{key}'].mean()] * 2, style, lw=1, label=lab if i == 0 else None)
+    ax.set_xticks(x); ax.set_xticklabels([n for _, n in sets]); ax.set_ylim(0, 100); ax.set_ylabel('ID accuracy on C3 (%), held-out combinations')
+    ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1)); fig.tight_layout(); fig.savefig(OUT/'reading.png', dpi=110); plt.close(fig)
+
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--run', default='runs/quick', help='folder holding zoo/ and zoo-fresh/')
+    ap.add_argument('--shifted', default=None, help='the shifted zoo (default: RUN/zoo-shifted)')
+    ap.add_argument('--setting', default='all', help=f"one of {', '.join(SETTINGS)}, or all")
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--work', default='runs/reading', help='training run folders')
+    ap.add_argument('--threads', type=int, default=None)
+    ap.add_argument('--table', action='store_true', help='join the result files into table.csv')
+    a = ap.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
+    if a.table: table(); sys.exit()
+    names = list(SETTINGS) if a.setting == 'all' else a.setting.split(',')
+    if bad := [n for n in names if n not in SETTINGS]: sys.exit(f"unknown settings {bad}; valid: {', '.join(SETTINGS)}")
+    for n in names: one(n, a.seed, a.run, a.shifted or Path(a.run)/'zoo-shifted', a.work)
