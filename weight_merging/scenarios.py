@@ -16,9 +16,10 @@ from torch.utils.data import Dataset
 from .zoo import ACTIVATIONS, INITS, MEMBER_COLS, N_PARAMS, Zoo, ZooConfig, experience_id, zoo_specs
 
 # %% auto #0
-__all__ = ['SUBSCENARIOS', 'TRIPLE_COLS', 'SPLITS', 'classes_to_bits', 'bits_to_classes', 'class_pairs', 'ScenarioConfig',
-           'skeleton_zoo', 'find_triples', 'split_targets', 'fold_targets', 'split_fold', 'zoo_fingerprint', 'Scenario',
-           'make_scenario', 'load_scenario', 'check_triples', 'TripleDataset', 'scenario_dataset']
+__all__ = ['SUBSCENARIOS', 'TASKS', 'TRIPLE_COLS', 'SPLITS', 'classes_to_bits', 'bits_to_classes', 'class_pairs',
+           'ScenarioConfig', 'skeleton_zoo', 'find_triples', 'split_targets', 'fold_targets', 'split_fold',
+           'zoo_fingerprint', 'Scenario', 'make_scenario', 'load_scenario', 'check_triples', 'TripleDataset',
+           'scenario_dataset']
 
 # %% ../nbs/01_scenarios.ipynb #f5ea83fa
 def classes_to_bits(classes) -> int:
@@ -54,6 +55,8 @@ SUBSCENARIOS = {
     'type2': dict(classes=tuple(range(6)), max_overlap=4),
 }  # the report's sub-scenarios (§3.3): classes and largest allowed overlap m
 
+TASKS = ('merge', 'subtract')  # what a triple asks for: C1, C2 → C3 = C1 ∪ C2, or C3, C2 → C1 = C3 \ C2 (the subtraction chapter)
+
 # %% ../nbs/01_scenarios.ipynb #3b243fd2
 @dataclass
 class ScenarioConfig:
@@ -71,11 +74,14 @@ class ScenarioConfig:
     split_seed: int = 0
     folds: int = 0  # k ≥ 2: k-fold over target combinations, fold `fold` is the test split (test_frac is then unused)
     fold: int = 0  # which fold is held out for test
+    task: str = 'merge'  # a key of TASKS: 'subtract' stores (C3, C2, C1) triples in the same format (disjoint parents, m = 0)
 
     def __post_init__(self):
         if self.subscenario != 'custom' and self.subscenario not in SUBSCENARIOS:
             raise ValueError(f"unknown sub-scenario {self.subscenario!r}; valid: {', '.join(SUBSCENARIOS)}, custom")
+        if self.task not in TASKS: raise ValueError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
         d = SUBSCENARIOS.get(self.subscenario, {})
+        if self.task == 'subtract': self.max_overlap = 0  # C1 ∩ C2 = ∅: the removed classes and the kept ones are disjoint
         if self.classes is None: self.classes = d.get('classes')
         if self.max_overlap is None: self.max_overlap = d.get('max_overlap')
         if self.classes is None or self.max_overlap is None: raise ValueError("a 'custom' sub-scenario needs classes and max_overlap")
@@ -96,7 +102,7 @@ class ScenarioConfig:
     def name(self) -> str:
         "A run title: sub-scenario and bins (the report names its W&B runs by scenario)."
         bins = 'all' if self.bins is None else '-'.join(map(str, self.bins))
-        return f"{self.subscenario}_bins{bins}" + (f"_fold{self.fold}of{self.folds}" if self.folds else '')
+        return ('subtract_' if self.task == 'subtract' else '') + f"{self.subscenario}_bins{bins}" + (f"_fold{self.fold}of{self.folds}" if self.folds else '')
 
     def to_dict(self) -> dict: return json.loads(json.dumps(asdict(self)))
 
@@ -121,6 +127,9 @@ TRIPLE_COLS = ['row1', 'row2', 'row3', 'c1', 'c2', 'c3', 'activation', 'init', '
 
 def find_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, dict]:
     "All triples of scenario `cfg` in `zoo` (zoo rows and class bit masks), and a report of the triples skipped for a missing member."
+    if cfg.task == 'subtract':  # built from the disjoint merge triples by the subtraction chapter
+        from weight_merging.subtraction import subtraction_triples
+        return subtraction_triples(zoo, cfg)
     meta = zoo.meta; bits = _row_bits(meta)
     keep = (bits & ~classes_to_bits(cfg.classes)) == 0
     for col, val in (('activation', cfg.activations), ('init', cfg.inits), ('seed', cfg.seeds), ('replica', cfg.replicas)):

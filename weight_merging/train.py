@@ -107,6 +107,7 @@ def setup_run(cfg: MergerConfig) -> RunSetup:
     if not Path(cfg.zoo).exists(): raise FileNotFoundError(f"no zoo at {cfg.zoo}: build one first, e.g. `wm-zoo --preset quick --out {cfg.zoo}`")
     zoo = load_zoo(cfg.zoo, mmap=False)
     scen = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
+    if scen.cfg.task == 'subtract' and cfg.both_orders: raise ValueError("a subtraction run reads its models in one order (C3, C2): set both_orders=False")
     triples = {s: torch.from_numpy(scen.triples(s)) for s in SPLITS}
     for s in ('train', 'val'):
         if len(triples[s]) == 0: raise ValueError(f"scenario {scen.name} has no {s} triples: use a larger zoo or other val/test fractions")
@@ -392,7 +393,8 @@ def batch_loss(self: MergerTrainer, rows: torch.Tensor, w: torch.Tensor) -> tupl
     acts = list(self.acts_all[rows[:, 2].cpu().numpy()])
     total, comps = composite_loss(self.S.loss, std.inverse(pred), std.inverse(wt), acts, std, self.core, std.inverse(w1), std.inverse(w2), self.probe_x)
     if cfg.distill:  # the functional term, per activation
-        x = self.c3_images([self.c3_all[r] for r in rows[:, 2].cpu().numpy()], cfg.distill_images)
+        col = 0 if self.S.scenario.cfg.task == 'subtract' else 2  # the images of C3: the target's (merging), the source model's (subtraction: C1 and C2)
+        x = self.c3_images([self.c3_all[r] for r in rows[:, col].cpu().numpy()], cfg.distill_images)
         dl = torch.zeros(len(rows), device=pred.device)
         for a in set(acts):
             m = torch.tensor([q == a for q in acts], device=pred.device)
@@ -515,7 +517,8 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
              seed: int = None,  # random seed
              wandb: str = None,  # W&B mode: offline (default), online or disabled
              precision: str = None,  # bf16, no or auto
-             out: str = None,  # run folder (default: runs/merger-PRESET)
+             task: str = None,  # merge, or subtract: the C3 and C2 models in, the C1 = C3 minus C2 model out (default: the preset's)
+             out: str = None,  # run folder (default: runs/merger-PRESET, runs/subtractor-PRESET)
              fresh: store_true = False,  # start over even if the folder holds a run
              quiet: store_true = False,  # no progress bar
              debug: store_true = False):  # show the full traceback of an error
@@ -524,21 +527,24 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
         over = {k: v for k, v in dict(zoo=zoo, epochs=epochs, batch_size=batch_size, lr=lr, losses=losses, permutations=permutations,
                                       seed=seed, wandb=wandb, precision=precision).items() if v is not None}
         base = MERGER_PRESETS.get(preset, {})
-        if subscenario or bins:
+        if subscenario or bins or task:
             sc = dict(base.get('scenario', {}))
             if subscenario: sc = dict(subscenario=subscenario, **{k: v for k, v in sc.items() if k not in ('subscenario', 'classes', 'max_overlap')})
             if bins: sc['bins'] = tuple(int(b) for b in bins.split(','))
+            if task: sc['task'] = task
             over['scenario'] = sc
+        if task == 'subtract': over['both_orders'] = False  # encoder 1 reads the C3 model, encoder 2 the C2 model
         if model: over['preset'] = model
         if tokenizer: over['model'] = dict(base.get('model', {}), tokenizer=tokenizer)
         cfg = merger_preset(preset, **over)
-        out = out or f'runs/merger-{preset}'
+        out = out or f"runs/{'subtractor' if task == 'subtract' else 'merger'}-{preset}"
         s = train_merger(cfg, out, resume=not fresh, progress=not quiet)
         if int(os.environ.get('RANK', '0')) != 0: return  # one report from a data-parallel launch
         b = s['val_baselines']
         print(f"{out}: {s['epochs_run']} epochs in {s['seconds']:.0f} s; best epoch {s['best_epoch']}")
-        print(f"validation CNN accuracy on C3 ({s['val_triples']} triples): merger {s['val_cnn_accuracy']:.2f}% | theta0 {b['theta0']:.2f}% | "
-              f"average {b['average']:.2f}% | parents {b['parent1']:.2f}% / {b['parent2']:.2f}% | true C3 model {b['target']:.2f}%")
+        t = 'C1' if cfg.scenario.get('task') == 'subtract' else 'C3'
+        print(f"validation CNN accuracy on {t} ({s['val_triples']} triples): merger {s['val_cnn_accuracy']:.2f}% | theta0 {b['theta0']:.2f}% | "
+              f"average {b['average']:.2f}% | parents {b['parent1']:.2f}% / {b['parent2']:.2f}% | true {t} model {b['target']:.2f}%")
 
 # %% ../nbs/05_train.ipynb #f7525bcf
 def save_run_report(run_dir, dest, name: str, command: str = '') -> dict:
