@@ -325,6 +325,7 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
               eval: dict | None = None,  # evaluation settings overriding the preset's (see `EVAL_DEFAULTS`)
               folds=None,  # folds to run (default: the preset's `run_folds`; 'all' for every fold)
               seeds=None,  # merger seeds (default: the preset's)
+              subtract: bool = False,  # also the subtraction study (`10_subtraction`) on the same zoos, into out/subtract
               progress: bool = True, log: Callable | None = print) -> dict:
     "Zoos (training, fresh, shifted) -> one merger per fold and seed -> evaluation of each fold -> pooled report; finished stages are skipped."
     if preset not in STUDY_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
@@ -333,6 +334,9 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
     if seeds is not None: P['seeds'] = tuple(seeds)
     fl = list(range(P['folds'])) if folds == 'all' or (folds is None and P['run_folds'] is None) else list(folds if folds is not None else P['run_folds'])
     if bad := [f for f in fl if not 0 <= f < P['folds']]: raise ValueError(f"folds {bad} out of range: preset {preset!r} has {P['folds']} folds")
+    if subtract:
+        from weight_merging.subtraction import SUBTRACT_PRESETS, run_subtraction  # (that chapter builds on this one)
+        if preset not in SUBTRACT_PRESETS: raise ValueError(f"no subtraction study for preset {preset!r}; valid: {', '.join(SUBTRACT_PRESETS)}")
     out = Path(out or f'runs/{preset}'); out.mkdir(parents=True, exist_ok=True)
     st, kw = StageLog(out), dict(workers=workers, device=device, mnist_dir=mnist_dir, progress=progress)
     zdir = zoo_stage(st, 'zoo', zoo_preset(P['zoo'], replicas=P['replicas']), out/'zoo', log, **kw)
@@ -353,6 +357,10 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
         log(f"{name} -> {edir}"); t = time.time()
         eval_fold(zdir, fdir, runs, fold_config(P, zdir, f, 0), es, edir, mnist_dir, progress, sdir)
         st.finish(name, settings, time.time() - t)
+    if subtract and not st.done('subtract', {'preset': preset}, out/'subtract'/'report'/'results.json'):
+        log(f"subtract -> {out/'subtract'}"); t = time.time()
+        run_subtraction(preset, str(zdir), str(fdir), out/'subtract', log=log, progress=progress)
+        st.finish('subtract', {'preset': preset}, time.time() - t)
     res = study_report(out, preset, P, fl, 200 if 200 in es['steps'] else max(es['steps']))
     log(f"report: {out/'report.md'}  (results: {out/'results.json'})")
     return res
@@ -367,6 +375,7 @@ def wm_run(preset: str = 'quick',  # tiny, quick, study, standard or paper
            device: str = 'cpu',  # cpu or cuda for the zoo (training uses a GPU when there is one)
            mnist_dir: str = None,  # folder holding MNIST/raw, for presets on full MNIST
            wandb: str = 'disabled',  # W&B mode of the training stages: disabled, offline or online
+           subtract: store_true = False,  # also the subtraction study (as wm-subtract) on the same zoos: out/subtract/report
            compare: str = None,  # a results.json (or its folder) to compare this run's headline with
            tol: float = None,  # agreement tolerance of --compare, points (default: 3 × the reference's merger seed sd, at least 1)
            quiet: store_true = False,  # no progress bars
@@ -377,7 +386,7 @@ def wm_run(preset: str = 'quick',  # tiny, quick, study, standard or paper
         try: fl = 'all' if folds == 'all' else ints(folds, '--folds'); sd = ints(seeds, '--seeds')
         except ValueError: raise ValueError(f"--folds and --seeds take comma-separated integers (or --folds all), got {folds!r}, {seeds!r}") from None
         t = time.time()
-        res = run_study(preset, out, workers, device, mnist_dir, wandb, folds=fl, seeds=sd, progress=not quiet, log=None if quiet else print)
+        res = run_study(preset, out, workers, device, mnist_dir, wandb, folds=fl, seeds=sd, subtract=subtract, progress=not quiet, log=None if quiet else print)
         out = Path(res['run'])
         print(f"wm-run --preset {preset}: finished in {time.time() - t:.0f} s (stages together {res['seconds']:.0f} s). Report: {out/'report.md'}")
         if compare:

@@ -509,6 +509,7 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
              bins: str = None,  # comma-separated epoch bins of the scenario (default: all in the zoo)
              model: str = None,  # transformer preset: small, base or report (default: the preset's)
              tokenizer: str = None,  # chunk or neuron (default: the transformer preset's)
+             output: str = None,  # the decoder: weights (the report's), unit_mix or pair_mix (mix the parents; see 03_transformer)
              epochs: int = None,  # training epochs
              batch_size: int = None,  # triples per batch
              lr: float = None,  # AdamW learning rate
@@ -535,7 +536,7 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
             over['scenario'] = sc
         if task == 'subtract': over['both_orders'] = False  # encoder 1 reads the C3 model, encoder 2 the C2 model
         if model: over['preset'] = model
-        if tokenizer: over['model'] = dict(base.get('model', {}), tokenizer=tokenizer)
+        if tokenizer or output: over['model'] = dict(base.get('model', {}), **({'tokenizer': tokenizer} if tokenizer else {}), **({'output': output} if output else {}))
         cfg = merger_preset(preset, **over)
         out = out or f"runs/{'subtractor' if task == 'subtract' else 'merger'}-{preset}"
         s = train_merger(cfg, out, resume=not fresh, progress=not quiet)
