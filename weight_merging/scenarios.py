@@ -291,7 +291,7 @@ def load_scenario(path) -> dict:
 
 # %% ../nbs/01_scenarios.ipynb #6ae2a345
 def check_triples(zoo: Zoo, triples: np.ndarray) -> np.ndarray:
-    "Check (n, 3) zoo rows (C1, C2, C3): same activation, init, seed and bin, and C3 == C1 ∪ C2; returns them as int64."
+    "Check (n, 3) zoo rows (C1, C2, C3): same activation, init, seed, replica and bin, and C3 == C1 ∪ C2; returns them as int64."
     triples = np.asarray(triples)
     if triples.ndim != 2 or triples.shape[1] != 3 or not np.issubdtype(triples.dtype, np.integer):
         raise ValueError(f"triples must be an (n, 3) integer array of zoo rows, got shape {triples.shape} of {triples.dtype}")
@@ -299,7 +299,7 @@ def check_triples(zoo: Zoo, triples: np.ndarray) -> np.ndarray:
     if len(triples) and (triples.min() < 0 or triples.max() >= len(zoo)):
         raise ValueError(f"triple rows must lie in 0..{len(zoo) - 1} (the zoo's rows), got {triples.min()}..{triples.max()}")
     meta, bits = zoo.meta, _row_bits(zoo.meta)
-    for col in ('activation', 'init', 'seed', 'bin'):
+    for col in ('activation', 'init', 'seed', 'replica', 'bin'):
         v = meta[col].to_numpy()[triples]
         bad = np.nonzero((v != v[:, :1]).any(1))[0]
         if len(bad):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from fastcore.script import call_parse, store_true
 
 from .zoo import MEMBER_COLS, N_PARAMS, MNISTData, Zoo, load_zoo, zoo_data, score_cnns, cnn_forward, atomic_write, run_provenance, cli_errors
-from .scenarios import TRIPLE_COLS, ScenarioConfig, find_triples, bits_to_classes
+from .scenarios import TRIPLE_COLS, ScenarioConfig, find_triples, check_triples, bits_to_classes
 from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger, save_run_report
 from .eval import (Method, apply_method, triple_table, ground_truth, parent1, initial, FinetuneConfig, finetune_population,
                                  cluster_mean_ci, catch_up_step)
@@ -48,19 +48,13 @@ def subtraction_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, di
 
 # %% ../nbs/10_subtraction.ipynb #1d7c9399
 def check_subtraction_triples(zoo: Zoo, triples) -> np.ndarray:
-    "Check (n, 3) zoo rows (C3 model, C2 model, C1 model): one activation, init, seed, replica and bin, C1 ∪ C2 = C3, C1 ∩ C2 = ∅, |C1|, |C2| ≥ 2."
+    "Check (n, 3) zoo rows (C3 model, C2 model, C1 model): the merge triple (C1, C2, C3) is valid (`check_triples`), C1 ∩ C2 = ∅, |C1|, |C2| ≥ 2."
     triples = np.asarray(triples)
-    if triples.ndim != 2 or triples.shape[1] != 3 or not np.issubdtype(triples.dtype, np.integer):
-        raise ValueError(f"subtraction triples must be an (n, 3) integer array of zoo rows (C3, C2, C1), got shape {triples.shape} of {triples.dtype}")
-    triples = triples.astype(np.int64)
-    if not len(triples): raise ValueError("no subtraction triples")
-    if triples.min() < 0 or triples.max() >= len(zoo): raise ValueError(f"triple rows must lie in 0..{len(zoo) - 1}, got {triples.min()}..{triples.max()}")
-    m = zoo.meta
-    for col in ('activation', 'init', 'seed', 'replica', 'bin'):
-        v = m[col].to_numpy()[triples]; bad = np.nonzero((v != v[:, :1]).any(1))[0]
-        if len(bad): raise ValueError(f"triple {bad[0]} (zoo rows {triples[bad[0]].tolist()}) mixes models of different {col}: {v[bad[0]].tolist()}")
-    b = (m[MEMBER_COLS].to_numpy().astype(np.int64) @ (1 << np.arange(10)))[triples]
-    ok = ((b[:, 1] | b[:, 2]) == b[:, 0]) & ((b[:, 1] & b[:, 2]) == 0) & (np.bitwise_count(b[:, 1]) >= 2) & (np.bitwise_count(b[:, 2]) >= 2)
+    if triples.ndim == 2 and triples.shape[1] == 3 and not len(triples): raise ValueError("no subtraction triples")
+    try: triples = check_triples(zoo, triples[:, [2, 1, 0]] if triples.ndim == 2 and triples.shape[1] == 3 else triples)[:, [2, 1, 0]]
+    except ValueError as e: raise ValueError(f"a triple is not a subtraction (C3, C2, C1); read as a merge (C1, C2, C3): {e}") from None
+    b = (zoo.meta[MEMBER_COLS].to_numpy().astype(np.int64) @ (1 << np.arange(10)))[triples]
+    ok = ((b[:, 1] & b[:, 2]) == 0) & (np.bitwise_count(b[:, 1]) >= 2) & (np.bitwise_count(b[:, 2]) >= 2)
     if not ok.all():
         i = int(np.nonzero(~ok)[0][0]); c3, c2, c1 = (bits_to_classes(x) for x in b[i])
         raise ValueError(f"triple {i} (zoo rows {triples[i].tolist()}) is not a subtraction: C3 {c3}, C2 {c2}, C1 {c1} "
@@ -112,18 +106,20 @@ def unlearn(w: torch.Tensor,  # (B, 2464) CNNs to train (the C3 models)
         opt.zero_grad(set_to_none=True); loss.sum().backward(); opt.step()
     return W.detach()
 
+def _unlearn_method(name: str, cfg: UnlearnConfig) -> Method:
+    "`unlearn` on each triple's C3 model (parent 1), keeping C1 and removing C2, as a data-using `Method`."
+    fn = lambda w1, w2, ctx: unlearn(w1, ctx.activation, ctx.data, [_kept(ctx, i) for i in range(len(ctx))], [_removed(ctx, i) for i in range(len(ctx))], cfg)
+    return Method(name, fn, uses_data=True, params=asdict(cfg))
+
 def finetune_c1_method(cfg: UnlearnConfig = None) -> Method:
     "The C3 model finetuned on C1's training images (uses data)."
-    cfg = replace(cfg or UnlearnConfig(), ascent=0.)
-    fn = lambda w1, w2, ctx: unlearn(w1, ctx.activation, ctx.data, [_kept(ctx, i) for i in range(len(ctx))], [_removed(ctx, i) for i in range(len(ctx))], cfg)
-    return Method('finetune C3 on C1', fn, uses_data=True, params=asdict(cfg))
+    return _unlearn_method('finetune C3 on C1', replace(cfg or UnlearnConfig(), ascent=0.))
 
 def ascent_method(cfg: UnlearnConfig = None) -> Method:
     "The C3 model trained by descent on C1's images and gradient ascent on C2's (uses data)."
     cfg = cfg or UnlearnConfig()
     if cfg.ascent <= 0: raise ValueError(f"gradient ascent needs ascent > 0, got {cfg.ascent}")
-    fn = lambda w1, w2, ctx: unlearn(w1, ctx.activation, ctx.data, [_kept(ctx, i) for i in range(len(ctx))], [_removed(ctx, i) for i in range(len(ctx))], cfg)
-    return Method('gradient ascent', fn, uses_data=True, params=asdict(cfg))
+    return _unlearn_method('gradient ascent', cfg)
 
 # %% ../nbs/10_subtraction.ipynb #37662ff4
 def forgetting_share(models,  # (M, 2464) CNNs, or an output ensemble

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .zoo import N_PARAMS, LAYERS
-from .tokenizer import get_tokenizer
+from .tokenizer import get_tokenizer, PARAM_VIEWS
 
 # %% auto #0
 __all__ = ['TRANSFORMER_PRESETS', 'TransformerConfig', 'transformer_preset', 'group_spans', 'TokenEmbedder', 'PositionalEncoding',
@@ -217,8 +217,6 @@ class Decoder(nn.Module):
         return self.seq2vec(self.norm(x).flatten(1))
 
 # %% ../nbs/03_transformer.ipynb #03614fde
-_IN_CHANNELS = {'fc1.weight': 4}  # fc1's 36 inputs are conv3's 4 channels × 9 positions
-
 def mix_groups(kind: str = 'unit',  # 'unit': one group per unit (its incoming weights and bias); 'pair': one per (unit, input channel) for weights, per unit for biases
                layers: dict = LAYERS) -> torch.Tensor:
     "The mixing group of each parameter of the CNN vector: (n_params,) group ids, numbered through the layers."
@@ -228,7 +226,7 @@ def mix_groups(kind: str = 'unit',  # 'unit': one group per unit (its incoming w
         n, rest = shape[0], math.prod(shape[1:])
         if kind == 'unit' or name.endswith('.bias'): g = torch.arange(n).repeat_interleave(rest)  # a weight (n, ...) or bias (n,) of n units
         else:
-            k = _IN_CHANNELS.get(name, shape[1])  # input channels (units) of this weight
+            k = PARAM_VIEWS[name][1] if name in PARAM_VIEWS else shape[1]  # input channels (units) of this weight (fc1: conv3's 4 channels × 9 positions)
             g = (torch.arange(n)[:, None] * k + torch.arange(k).repeat_interleave(rest // k)[None]).flatten()
         out.append(g + off)
         if kind == 'pair' or name.endswith('.bias'): off += int(g.max()) + 1  # a unit's bias joins its weights' group ('unit')
