@@ -10,10 +10,21 @@ accuracy on the digits outside C3 (OOD), both against the true C3 models.
     python benchmarks/merger_reading.py --run runs/quick --setting all --seed 0 --threads 1
     python benchmarks/merger_reading.py --table
 
+Settings ending in `+domains` train across image domains: the training zoo joined with zoos of the same θ0 and digits
+seen through TRAIN_DOMAINS (rotations by 45°-multiples other than 90° and 270°, a mirror, an inversion), built first with
+
+    for d in rot45 rot135 rot180 rot225 rot315 hflip invert; do wm-zoo --preset quick --domain $d --out runs/domains/zoo-$d; done
+    python benchmarks/merger_reading.py --run runs/quick --setting weights+domains --domains runs/domains \
+        --extra vflip=runs/domains/test-vflip,rot30+invert=runs/domains/test-rot30+invert
+
+`--extra NAME=ZOO,...` also scores fresh zoos of other unseen domains (e.g. `wm-zoo --preset quick --replicas 100
+--domain vflip`). The rotated-by-90° shifted zoo and the extras are domains no merger trained on.
+
 Each (setting, seed) writes nbs/results/reading/SETTING-seedS.json atomically and is skipped when that file exists; an
 interrupted training resumes from its last.pt. `--table` joins the files into nbs/results/reading/table.csv.
 """
 import argparse, json, sys, time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,30 +45,40 @@ SETTINGS = {  # name -> MergerConfig overrides on top of the quick study's train
     'pair_mix': dict(model=dict(output='pair_mix'), losses='layerwise_mse=0.1'),      # two per (unit, input channel) pair
     'pair_mix_bounded': dict(model=dict(output='pair_mix', mix_bounded=True), losses='layerwise_mse=0.1'),  # ... each in (0, 1)
 }
+TRAIN_DOMAINS = ('rot45', 'rot135', 'rot180', 'rot225', 'rot315', 'hflip', 'invert')  # the image domains of the +domains settings (besides the zoo's own)
+DOMAIN_EPOCHS = 12  # epochs of the +domains settings: 8 zoos' triples an epoch, about 2.4x the steps of EPOCHS on one zoo
+for _k in list(SETTINGS): SETTINGS[f'{_k}+domains'] = {**SETTINGS[_k], 'epochs': DOMAIN_EPOCHS, '_domains': TRAIN_DOMAINS}
 METHODS = ('merger', 'ground truth C3', 'ensemble', 'weight averaging', 'task arithmetic', 'TIES')
 
 
-def config(name, seed, run):
+def config(name, seed, run, domains_dir=None):
     P = dict(STUDY_PRESETS['quick']); over = dict(P['train_overrides'])
-    s = dict(SETTINGS[name]); model = s.pop('model', {})
-    P['train_overrides'] = {**over, **s, 'epochs': EPOCHS, 'model': {**over.get('model', {}), **model}}
-    return fold_config(P, Path(run)/'zoo', 0, seed)
+    s = dict(SETTINGS[name]); model = s.pop('model', {}); doms = s.pop('_domains', ())
+    P['train_overrides'] = {**over, 'epochs': EPOCHS, **s, 'model': {**over.get('model', {}), **model}}
+    cfg = fold_config(P, Path(run)/'zoo', 0, seed)
+    if doms:
+        if domains_dir is None: sys.exit(f"setting {name} trains across image domains: give --domains (the folder of zoo-DOMAIN zoos)")
+        cfg = replace(cfg, zoo=','.join([cfg.zoo] + [str(Path(domains_dir)/f'zoo-{d}') for d in doms]))
+    return cfg
 
 
-def one(name, seed, run, shifted, work):
+def one(name, seed, run, shifted, work, domains_dir=None, extra=None):
     f = OUT/f'{name}-seed{seed}.json'
     if f.exists(): print(f'{f}: done'); return
-    cfg = config(name, seed, run); mdir = Path(work)/f'{name}-seed{seed}'
+    cfg = config(name, seed, run, domains_dir); mdir = Path(work)/f'{name}-seed{seed}'
     sj, norm = mdir/'summary.json', lambda d: json.loads(json.dumps(d))
     if sj.exists() and norm(json.loads(sj.read_text())['config']) == norm(cfg.to_dict()):  # trained to the end before: its own record of the time
         r = json.loads(sj.read_text()); train_s = r['seconds']
     else: t = time.time(); r = train_merger(cfg, mdir, resume=True, progress=False); train_s = time.time() - t
     zoos = {'own': load_zoo(Path(run)/'zoo', mmap=False), 'fresh': load_zoo(Path(run)/'zoo-fresh', mmap=False), 'shifted': load_zoo(shifted, mmap=False)}
-    tr = fold_triples(zoos['own'], zoos['fresh'], cfg, zoos['shifted'])
+    tr = fold_triples(zoos['own'], zoos['fresh'], replace(cfg, zoo=str(Path(run)/'zoo')), zoos['shifted'])
+    for k, z in (extra or {}).items():  # fresh zoos of further unseen domains: their held-out triples, found as for the shifted zoo
+        zoos[k] = load_zoo(z, mmap=False); tr[k] = fold_triples(zoos['own'], zoos[k], cfg)['fresh']
     ms, _ = baseline_methods(zoos['own'], tr['val'], zoo_data(zoos['own']), data_methods=False, continual=())
     m = merger_from_run(mdir).method(); m.name = 'merger'
     res = dict(setting=name, seed=seed, epochs=cfg.epochs, train_s=round(train_s, 1), best_epoch=r['best_epoch'], val_cnn_accuracy=r['val_cnn_accuracy'],
-               config=cfg.to_dict(), shifted_domain=zoos['shifted'].config['domain'], command=' '.join(sys.argv), sets={})
+               config=cfg.to_dict(), shifted_domain=zoos['shifted'].config['domain'], command=' '.join(sys.argv), sets={},
+               domains={w: z.config.get('domain', 'none') for w, z in zoos.items()})
     t = time.time()
     for w, z in zoos.items():
         e = evaluate(z, tr[w], [ms[0], m] + ms[1:], zoo_data(z), None, bootstrap=200)
@@ -87,7 +108,7 @@ def table():
     g = per.groupby('setting', sort=False)
     tab = g.mean(numeric_only=True).drop(columns='seed')
     tab.insert(0, 'seeds', g.size())
-    for w in ('own', 'fresh', 'shifted'): tab.insert(tab.columns.get_loc(w) + 1, f'{w}_sd', g[w].std())
+    for w in [c for c in per.columns if f'{c}_true' in per.columns]: tab.insert(tab.columns.get_loc(w) + 1, f'{w}_sd', g[w].std())
     tab = tab.reindex([s for s in SETTINGS if s in tab.index]).round(3)
     tab.to_csv(OUT/'table.csv'); print(tab.to_string())
     plot(tab)
@@ -110,14 +131,17 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--run', default='runs/quick', help='folder holding zoo/ and zoo-fresh/')
     ap.add_argument('--shifted', default=None, help='the shifted zoo (default: RUN/zoo-shifted)')
-    ap.add_argument('--setting', default='all', help=f"one of {', '.join(SETTINGS)}, or all")
+    ap.add_argument('--setting', default='all', help=f"one of {', '.join(SETTINGS)}, or all (those on one zoo)")
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--work', default='runs/reading', help='training run folders')
+    ap.add_argument('--domains', default=None, help='folder of the zoo-DOMAIN zoos the +domains settings train on')
+    ap.add_argument('--extra', default='', help='NAME=ZOO,... fresh zoos of further unseen image domains to score')
     ap.add_argument('--threads', type=int, default=None)
     ap.add_argument('--table', action='store_true', help='join the result files into table.csv')
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     if a.table: table(); sys.exit()
-    names = list(SETTINGS) if a.setting == 'all' else a.setting.split(',')
+    names = [n for n in SETTINGS if not n.endswith('+domains')] if a.setting == 'all' else a.setting.split(',')
     if bad := [n for n in names if n not in SETTINGS]: sys.exit(f"unknown settings {bad}; valid: {', '.join(SETTINGS)}")
-    for n in names: one(n, a.seed, a.run, a.shifted or Path(a.run)/'zoo-shifted', a.work)
+    extra = dict(kv.split('=', 1) for kv in a.extra.split(',') if kv)
+    for n in names: one(n, a.seed, a.run, a.shifted or Path(a.run)/'zoo-shifted', a.work, a.domains, extra)

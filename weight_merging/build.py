@@ -256,7 +256,7 @@ def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
            device: str = 'cpu',  # cpu or cuda
            data: str = None,  # digits (shipped) or mnist (full, needs --mnist_dir); default: the preset's
            mnist_dir: str = None,  # folder holding MNIST/raw for data=mnist
-           domain: str = None,  # image domain: none, rot90, rot180, rot270, hflip, vflip or invert (default: the preset's, none)
+           domain: str = None,  # image domain: none, rot90, rot180, rot270, hflip, vflip, invert, any rotation rotA, or several joined by '+' (default: none)
            download: store_true = False,  # let torchvision download MNIST into --mnist_dir
            activations: str = None,  # comma-separated activations (default: the preset's; 'all' for six)
            inits: str = None,  # comma-separated inits (default: the preset's; 'all' for six)

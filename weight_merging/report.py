@@ -238,9 +238,11 @@ def run_eval(zoo=None,  # zoo folder (default: the merger's)
     "Evaluate the merger (if any) and every baseline on one split of a zoo's triples and write the results directory."
     log = log or (lambda *a: None)
     if merger is None and run is not None: merger = merger_from_run(run)
+    joined = merger is not None and ',' in str(merger.zoo or '')  # trained across several zoos (image domains): its scenario's rows are of the joined zoo
+    if zoo is None and joined: raise ValueError(f"the merger trained across several zoos ({merger.zoo}): give the zoo to evaluate on")
     zoo = zoo or (merger.zoo if merger else None)
     if zoo is None: raise ValueError("give a zoo (or a run whose merger names its zoo)")
-    scenario = scenario or (merger.scenario if merger else None)
+    scenario = scenario or (merger.scenario if merger and not joined else None)
     z = load_zoo(zoo); data = zoo_data(z, mnist_dir)
     test = eval_triples(z, split, max_overlap, scenario, seed=seed)
     if max_triples is not None and len(test) > max_triples: test = test[np.sort(np.random.default_rng(seed).choice(len(test), max_triples, replace=False))]

@@ -144,10 +144,10 @@ def find_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, dict]:
     keep &= meta.bin.isin(bins).to_numpy()
     rows = np.nonzero(keep)[0]
     sub = meta.iloc[rows]
-    gcols = ['activation', 'init', 'seed', 'replica']  # the members of a triple share θ0 and replica (data split)
+    gcols = ['activation', 'init', 'seed', 'replica'] + (['domain'] if 'domain' in meta else [])  # the members of a triple share θ0, replica (data split) and image domain
     groups = sub[gcols].drop_duplicates().sort_values(gcols).to_numpy().tolist()
     g_of = {tuple(g): k for k, g in enumerate(groups)}
-    gi = np.array([g_of[k] for k in zip(sub.activation, sub.init, sub.seed, sub.replica)], dtype=np.int64)
+    gi = np.array([g_of[tuple(k)] for k in sub[gcols].itertuples(index=False)], dtype=np.int64)
     bi = np.searchsorted(np.array(bins), sub.bin.to_numpy())
     lookup = np.full((len(groups), 1024, len(bins)), -1, dtype=np.int64)
     dup = pd.Series(list(zip(gi, bits[rows], bi))).duplicated()
@@ -158,23 +158,23 @@ def find_triples(zoo: Zoo, cfg: ScenarioConfig) -> tuple[pd.DataFrame, dict]:
     lookup[gi, bits[rows], bi] = rows
     P = class_pairs(np.unique(bits[rows]), cfg.max_overlap)
     out, skipped = [], {'total': 0, 'by_bin': {int(b): 0 for b in bins}, 'by_member': {'C1': 0, 'C2': 0, 'C3': 0}, 'examples': []}
-    for g, (act, init, seed, rep) in enumerate(groups):
+    for g, (act, init, seed, rep, *dom) in enumerate(groups):
         R = lookup[g][P[:, :, None], np.arange(len(bins))[None, None, :]]  # (n_triples, 3, n_bins) zoo rows, -1 = missing
         ok = (R >= 0).all(1)
         for b in range(len(bins)):
             p = np.nonzero(ok[:, b])[0]
             out.append(pd.DataFrame({'row1': R[p, 0, b], 'row2': R[p, 1, b], 'row3': R[p, 2, b], 'c1': P[p, 0], 'c2': P[p, 1], 'c3': P[p, 2],
-                                     'activation': act, 'init': init, 'seed': int(seed), 'bin': int(bins[b]), 'replica': int(rep)}))
+                                     'activation': act, 'init': init, 'seed': int(seed), 'bin': int(bins[b]), 'replica': int(rep), **({'domain': dom[0]} if dom else {})}))
             miss = np.nonzero(~ok[:, b])[0]
             skipped['total'] += len(miss); skipped['by_bin'][int(bins[b])] += len(miss)
             for k, m in enumerate(('C1', 'C2', 'C3')): skipped['by_member'][m] += int((R[miss, k, b] < 0).sum())
             for q in miss[:max(0, 5 - len(skipped['examples']))]:
                 skipped['examples'].append(dict(C1=bits_to_classes(P[q, 0]), C2=bits_to_classes(P[q, 1]), C3=bits_to_classes(P[q, 2]),
-                                                activation=act, init=init, seed=int(seed), replica=int(rep), bin=int(bins[b]),
+                                                activation=act, init=init, seed=int(seed), replica=int(rep), bin=int(bins[b]), **({'domain': dom[0]} if dom else {}),
                                                 missing=[m for k, m in enumerate(('C1', 'C2', 'C3')) if R[q, k, b] < 0]))
     t = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=TRIPLE_COLS)
-    t = t.sort_values(['activation', 'init', 'seed', 'replica', 'bin', 'c3', 'c1', 'c2'], kind='stable').reset_index(drop=True)
-    return t[TRIPLE_COLS].astype({c: np.int64 for c in ('row1', 'row2', 'row3', 'c1', 'c2', 'c3', 'seed', 'bin', 'replica')}), skipped
+    t = t.sort_values(gcols + ['bin', 'c3', 'c1', 'c2'], kind='stable').reset_index(drop=True)
+    return t[TRIPLE_COLS + gcols[4:]].astype({c: np.int64 for c in ('row1', 'row2', 'row3', 'c1', 'c2', 'c3', 'seed', 'bin', 'replica')}), skipped
 
 # %% ../nbs/01_scenarios.ipynb #b60b2a6a
 def split_targets(targets,  # distinct target bit masks C3
@@ -218,7 +218,7 @@ def split_fold(targets,  # distinct target bit masks C3
 # %% ../nbs/01_scenarios.ipynb #7de370d5
 def zoo_fingerprint(zoo: Zoo) -> str:
     "A short hash of the zoo's row identities (experience, activation, init, seed, bin), to check saved row numbers against a zoo."
-    cols = ['label', 'activation', 'init', 'seed', 'bin'] + (['replica'] if (zoo.meta.replica != 0).any() else [])  # (older zoos keep their hash)
+    cols = ['label', 'activation', 'init', 'seed', 'bin'] + (['replica'] if (zoo.meta.replica != 0).any() else []) + (['domain'] if 'domain' in zoo.meta else [])  # (older zoos keep their hash)
     key = zoo.meta[cols].to_csv(index=False).encode()
     return hashlib.sha1(key).hexdigest()[:16]
 
@@ -291,7 +291,7 @@ def load_scenario(path) -> dict:
 
 # %% ../nbs/01_scenarios.ipynb #6ae2a345
 def check_triples(zoo: Zoo, triples: np.ndarray) -> np.ndarray:
-    "Check (n, 3) zoo rows (C1, C2, C3): same activation, init, seed, replica and bin, and C3 == C1 ∪ C2; returns them as int64."
+    "Check (n, 3) zoo rows (C1, C2, C3): same activation, init, seed, replica, bin (and image domain), and C3 == C1 ∪ C2; returns them as int64."
     triples = np.asarray(triples)
     if triples.ndim != 2 or triples.shape[1] != 3 or not np.issubdtype(triples.dtype, np.integer):
         raise ValueError(f"triples must be an (n, 3) integer array of zoo rows, got shape {triples.shape} of {triples.dtype}")
@@ -299,7 +299,7 @@ def check_triples(zoo: Zoo, triples: np.ndarray) -> np.ndarray:
     if len(triples) and (triples.min() < 0 or triples.max() >= len(zoo)):
         raise ValueError(f"triple rows must lie in 0..{len(zoo) - 1} (the zoo's rows), got {triples.min()}..{triples.max()}")
     meta, bits = zoo.meta, _row_bits(zoo.meta)
-    for col in ('activation', 'init', 'seed', 'replica', 'bin'):
+    for col in ('activation', 'init', 'seed', 'replica', 'bin') + (('domain',) if 'domain' in meta else ()):
         v = meta[col].to_numpy()[triples]
         bad = np.nonzero((v != v[:, :1]).any(1))[0]
         if len(bad):

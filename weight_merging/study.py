@@ -30,7 +30,7 @@ __all__ = ['STUDY_PRESETS', 'CNN_SETS', 'EVAL_DEFAULTS', 'READING_NOTE', 'eval_s
 _QUICK_EVAL = dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=6, cl_sample=3, n_fisher=64)
 _DESIGN = dict(distill=1.)  # the merger design the ablation of 05_train selected: the functional (distillation) term
 STUDY_PRESETS = {
-    'tiny': dict(zoo='tiny', replicas=(0, 1), fresh=(100,), shift='rot90', train='tiny', train_overrides=dict(distill=0.5),
+    'tiny': dict(zoo='tiny', replicas=(0, 1), fresh=(100,), shift='rot90', train_domains=('hflip',), train='tiny', train_overrides=dict(distill=0.5),
                  folds=2, run_folds=(0,), seeds=(0,),
                  eval=dict(steps=(0, 10, 20), epochs=1, eval_every=10, ft_sample=2, cl_sample=1, cl_epochs=1, continual=('naive', 'joint'),
                            n_fisher=8, max_per_class=20, bootstrap=100)),
@@ -42,7 +42,7 @@ STUDY_PRESETS = {
                      folds=5, run_folds=None, seeds=(0, 1, 2), eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=32, cl_sample=16)),
     'paper': dict(zoo='paper', replicas=(0,), fresh=(100,), shift='rot90', train='paper', train_overrides={},
                   folds=5, run_folds=None, seeds=(0, 1, 2), eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=64, cl_sample=32)),
-}  # wm-run presets
+}  # wm-run presets; `train_domains`: image domains of further training zoos (same θ0s and digits) the merger trains across besides the zoo's own
 
 CNN_SETS = {'own': 'training-zoo CNNs', 'fresh': 'fresh CNNs', 'shifted': 'fresh CNNs, unseen image domain'}  # the kinds of test CNNs, as the report names them
 
@@ -61,12 +61,13 @@ def eval_settings(entry: dict) -> dict:
 def fold_config(P: dict,  # a STUDY_PRESETS entry
                 zoo_dir,  # the training zoo
                 fold: int, seed: int,
-                wandb: str = 'disabled') -> MergerConfig:
+                wandb: str = 'disabled',
+                domain_zoos=()) -> MergerConfig:  # the training zoos of further image domains (the preset's `train_domains`)
     "The `MergerConfig` of fold `fold`, seed `seed` of preset entry `P`."
     base, over = MERGER_PRESETS[P['train']], dict(P.get('train_overrides', {}))
     model = {**base.get('model', {}), **over.pop('model', {})}
     scenario = {**base.get('scenario', {}), 'folds': P['folds'], 'fold': fold}
-    return merger_preset(P['train'], **{**over, 'zoo': str(zoo_dir), 'scenario': scenario, 'model': model, 'seed': seed, 'wandb': wandb})
+    return merger_preset(P['train'], **{**over, 'zoo': ','.join(map(str, [zoo_dir, *domain_zoos])), 'scenario': scenario, 'model': model, 'seed': seed, 'wandb': wandb})
 
 # %% ../nbs/07_study.ipynb #00fff27c
 def fold_triples(zoo, fresh, cfg: MergerConfig,
@@ -275,6 +276,7 @@ def study_report(out, preset: str, P: dict, folds, steps: int = 200) -> dict:
     f = lambda d: f"{100 * d['share_of_true']:.1f} % of the true C3 models' accuracy, beats the parents' ensemble on {100 * d['beats']:.0f} % of {d['n']} triples ({d['n_comb']} combinations)" if d else 'n/a'
     md = [f"# wm-run --preset {preset}", '',
           f"Folds {list(folds)} of {P['folds']} over target combinations; merger seeds {list(P['seeds'])}; training zoo replicas {list(P['replicas'])}, fresh zoo replica(s) {list(P['fresh'])}"
+          + (f"; the merger trains across image domains {['none', *P['train_domains']]} (training zoos of the same θ0s and digits)" if P.get('train_domains') else '')
           + (f"; shifted zoo: the fresh replica(s) on digits in domain {P['shift']!r}, never seen in training" if 'shifted' in sets else '') + '.', '',
           f"## ID accuracy (%) on C3's test images, held-out combinations", '',
           "Mean over combinations [95 % CI over combinations] (no interval below 5 combinations); for the merger, `± sd` over its seeds. "
@@ -327,13 +329,14 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
               seeds=None,  # merger seeds (default: the preset's)
               subtract: bool = False,  # also the subtraction study (`10_subtraction`) on the same zoos, into out/subtract
               progress: bool = True, log: Callable | None = print) -> dict:
-    "Zoos (training, fresh, shifted) -> one merger per fold and seed -> evaluation of each fold -> pooled report; finished stages are skipped."
+    "Zoos (training, its other domains, fresh, shifted) -> one merger per fold and seed -> evaluation of each fold -> pooled report; finished stages are skipped."
     if preset not in STUDY_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
     log = log or (lambda *a: None)
     P = dict(STUDY_PRESETS[preset]); P['eval'] = {**P['eval'], **(eval or {})}
     if seeds is not None: P['seeds'] = tuple(seeds)
     fl = list(range(P['folds'])) if folds == 'all' or (folds is None and P['run_folds'] is None) else list(folds if folds is not None else P['run_folds'])
     if bad := [f for f in fl if not 0 <= f < P['folds']]: raise ValueError(f"folds {bad} out of range: preset {preset!r} has {P['folds']} folds")
+    if P.get('shift') in P.get('train_domains', ()): raise ValueError(f"the shifted zoo's domain {P['shift']!r} must not be a training domain")
     if subtract:
         from weight_merging.subtraction import SUBTRACT_PRESETS, run_subtraction  # (that chapter builds on this one)
         if preset not in SUBTRACT_PRESETS: raise ValueError(f"no subtraction study for preset {preset!r}; valid: {', '.join(SUBTRACT_PRESETS)}")
@@ -341,21 +344,22 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
     st, kw = StageLog(out), dict(workers=workers, device=device, mnist_dir=mnist_dir, progress=progress)
     zdir = zoo_stage(st, 'zoo', zoo_preset(P['zoo'], replicas=P['replicas']), out/'zoo', log, **kw)
     fdir = zoo_stage(st, 'fresh zoo', zoo_preset(P['zoo'], replicas=P['fresh']), out/'zoo-fresh', log, **kw)
+    ddirs = [zoo_stage(st, f'domain zoo {d}', zoo_preset(P['zoo'], replicas=P['replicas'], domain=d), out/f'zoo-{d}', log, **kw) for d in P.get('train_domains', ())]
     sdir = zoo_stage(st, 'shifted zoo', zoo_preset(P['zoo'], replicas=P['fresh'], domain=P['shift']), out/'zoo-shifted', log, **kw) if P.get('shift') else None
     es = eval_settings(P['eval'])
     for f in fl:
         runs = {}
         for s in P['seeds']:
-            cfg = fold_config(P, zdir, f, s, wandb); mdir = runs[s] = out/'merger'/f'fold{f}-seed{s}'; name = f'train fold {f} seed {s}'
+            cfg = fold_config(P, zdir, f, s, wandb, ddirs); mdir = runs[s] = out/'merger'/f'fold{f}-seed{s}'; name = f'train fold {f} seed {s}'
             if st.done(name, cfg.to_dict(), mdir/'summary.json', mdir/'best.pt'): log(f"{name}: done ({mdir})"); continue
             log(f"{name} -> {mdir}"); t = time.time()
             r = train_merger(cfg, mdir, resume=same_run(mdir, cfg), progress=progress)  # a changed configuration trains afresh
             st.finish(name, cfg.to_dict(), time.time() - t, best_epoch=r['best_epoch'], val_cnn_accuracy=r['val_cnn_accuracy'])
         name, edir = f'eval fold {f}', out/'eval'/f'fold{f}'
-        settings = dict(es, seeds=list(P['seeds']), shift=P.get('shift'), train=fold_config(P, zdir, f, 0).to_dict())
+        settings = dict(es, seeds=list(P['seeds']), shift=P.get('shift'), train=fold_config(P, zdir, f, 0, domain_zoos=ddirs).to_dict())
         if st.done(name, settings, *[edir/w/'results.json' for w in CNN_SETS if w != 'shifted' or sdir]): log(f"{name}: done ({edir})"); continue
         log(f"{name} -> {edir}"); t = time.time()
-        eval_fold(zdir, fdir, runs, fold_config(P, zdir, f, 0), es, edir, mnist_dir, progress, sdir)
+        eval_fold(zdir, fdir, runs, fold_config(P, zdir, f, 0, domain_zoos=ddirs), es, edir, mnist_dir, progress, sdir)
         st.finish(name, settings, time.time() - t)
     if subtract and not st.done('subtract', {'preset': preset}, out/'subtract'/'report'/'results.json'):
         log(f"subtract -> {out/'subtract'}"); t = time.time()

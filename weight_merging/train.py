@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .zoo import (zoo_data, N_PARAMS, LAYERS, LAYER_SLICES, Zoo, load_zoo, cnn_forward, score_cnns,
+from .zoo import (zoo_data, domain_data, join_zoos, row_domains, N_PARAMS, LAYERS, LAYER_SLICES, Zoo, load_zoo, cnn_forward, score_cnns,
                                 atomic_write, ZooCNN, model_to_vec, cli_errors)
 from .scenarios import ScenarioConfig, make_scenario, Scenario, SPLITS
 from .tokenizer import LayerStandardizer, PermutationAugment, PermutationBank
@@ -23,14 +23,14 @@ from .losses import CompositeLoss, LossContext, parse_loss_weights, fisher_rao, 
 # %% auto #0
 __all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'run_loss', 'setup_run', 'triple_info',
            'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict',
-           'reference_accuracies', 'distill_loss', 'ClassImages', 'composite_loss', 'make_optimizer', 'probe_images',
-           'MergerTrainer', 'train_merger', 'wm_train', 'save_run_report']
+           'score_in_domains', 'reference_accuracies', 'distill_loss', 'ClassImages', 'composite_loss',
+           'make_optimizer', 'probe_images', 'MergerTrainer', 'train_merger', 'wm_train', 'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
 class MergerConfig:
     "Everything a merger training run depends on."
-    zoo: str = 'runs/zoo-quick'  # zoo folder or CSV
+    zoo: str = 'runs/zoo-quick'  # zoo folder or CSV; several joined by ',' train across their image domains (`join_zoos`)
     scenario: dict = field(default_factory=lambda: dict(subscenario='type1_m0'))  # ScenarioConfig fields
     preset: str = 'small'  # TransformerAE preset
     model: dict = field(default_factory=dict)  # TransformerConfig overrides
@@ -91,7 +91,7 @@ class RunSetup:
     loss: CompositeLoss
     std: LayerStandardizer
     W: torch.Tensor  # standardized zoo weights (N, 2464)
-    data: object  # MNISTData that scores the CNNs
+    data: dict  # image domain -> MNISTData that trains and scores the CNNs of that domain
     triples: dict  # split -> LongTensor (n, 3) of zoo rows
 
 def run_loss(cfg: MergerConfig) -> CompositeLoss:
@@ -104,8 +104,10 @@ def setup_run(cfg: MergerConfig) -> RunSetup:
     loss = run_loss(cfg)
     model_cfg = transformer_preset(cfg.preset, **cfg.model)
     if model_cfg.mode != 'merge': raise ValueError("the merger trains mode='merge' models (two parents in)")
-    if not Path(cfg.zoo).exists(): raise FileNotFoundError(f"no zoo at {cfg.zoo}: build one first, e.g. `wm-zoo --preset quick --out {cfg.zoo}`")
-    zoo = load_zoo(cfg.zoo, mmap=False)
+    paths = [p.strip() for p in str(cfg.zoo).split(',') if p.strip()]
+    for p in paths or [cfg.zoo]:
+        if not Path(p).exists(): raise FileNotFoundError(f"no zoo at {p}: build one first, e.g. `wm-zoo --preset quick --out {p}`")
+    zoo = load_zoo(paths[0], mmap=False) if len(paths) == 1 else join_zoos([load_zoo(p, mmap=False) for p in paths])
     scen = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
     if scen.cfg.task == 'subtract' and cfg.both_orders: raise ValueError("a subtraction run reads its models in one order (C3, C2): set both_orders=False")
     triples = {s: torch.from_numpy(scen.triples(s)) for s in SPLITS}
@@ -114,7 +116,7 @@ def setup_run(cfg: MergerConfig) -> RunSetup:
     if cfg.select_images not in ('val', 'test'): raise ValueError(f"select_images must be 'val' or 'test', got {cfg.select_images!r}")
     std = LayerStandardizer().fit(zoo.weights[np.unique(triples['train'].numpy())])
     W = std.transform(torch.from_numpy(np.asarray(zoo.weights, dtype=np.float32)))
-    return RunSetup(cfg, zoo, scen, model_cfg, loss, std, W, zoo_data(zoo), triples)
+    return RunSetup(cfg, zoo, scen, model_cfg, loss, std, W, domain_data(zoo), triples)
 
 # %% ../nbs/05_train.ipynb #b3aaed42
 def triple_info(zoo: Zoo, triples: torch.Tensor) -> dict:
@@ -260,11 +262,23 @@ def predict(model: TransformerAE, std: LayerStandardizer, w1: torch.Tensor, w2: 
     return torch.cat(out) if out else torch.zeros(0, N_PARAMS)
 
 # %% ../nbs/05_train.ipynb #8dfbe630
-def reference_accuracies(zoo: Zoo, triples: torch.Tensor, data, split: str = 'val') -> dict:
-    "Mean accuracy (%) on C3's images of θ0, the parents' average, each parent and the true C3 model, over `triples`."
-    info = triple_info(zoo, triples)
+def score_in_domains(vecs: torch.Tensor,  # (M, 2464) CNNs
+                     activations, # one activation per CNN
+                     data: dict,  # image domain -> MNISTData (`domain_data`)
+                     domains,  # the image domain of each CNN
+                     classes, split: str = 'val') -> np.ndarray:  # the classes each CNN is scored on; the image split
+    "Accuracy (%) of each CNN on its own image domain's `split` images of its classes."
+    domains, acc = np.asarray(domains, dtype=object), np.zeros(len(vecs))
+    for d in dict.fromkeys(domains):
+        m = np.nonzero(domains == d)[0]
+        acc[m] = score_cnns(vecs[torch.as_tensor(m)], [activations[i] for i in m], data[d], [classes[i] for i in m], split).acc.to_numpy()
+    return acc
+
+def reference_accuracies(zoo: Zoo, triples: torch.Tensor, data: dict, split: str = 'val') -> dict:
+    "Mean accuracy (%) on C3's images (in each triple's domain) of θ0, the parents' average, each parent and the true C3 model, over `triples`."
+    info, dom = triple_info(zoo, triples), row_domains(zoo)[np.asarray(triples[:, 2])]
     w1, w2, w3 = (zoo.vectors(triples[:, i]) for i in range(3))
-    f = lambda v: round(float(score_cnns(v, info['activation'], data, info['c3'], split).acc.mean()), 3)
+    f = lambda v: round(float(score_in_domains(v, info['activation'], data, dom, info['c3'], split).mean()), 3)
     return dict(theta0=f(info['theta0']), average=f((w1 + w2)/2), parent1=f(w1), parent2=f(w2), target=f(w3))
 
 # %% ../nbs/05_train.ipynb #fcab7ebd
@@ -280,7 +294,7 @@ def distill_loss(pred: torch.Tensor,  # (B, 2464) predicted CNNs (not standardiz
 
 # %% ../nbs/05_train.ipynb #6b2ee7ba
 class ClassImages:
-    "Draws, per triple, `n` training images of its target classes (index pools per class combination, fixed seed)."
+    "Draws, per triple, `n` training images of its target classes from one image domain (index pools per class combination, fixed seed)."
     def __init__(self, data, split: str = 'train', seed: int = 0):
         self.data, self.split, self.pools, self.g = data, split, {}, torch.Generator().manual_seed(seed)
     def pool(self, classes: tuple) -> torch.Tensor:
@@ -362,16 +376,29 @@ class MergerTrainer:
     def place_data(self):
         "The standardized zoo, the triples, the probe images and the samplers of the functional term and the augmentation, on the device."
         S, cfg, dev = self.S, self.cfg, self.accel.device
-        self.W, self.std, self.data = S.W.to(dev), S.std.to(dev), S.data.to(dev)
+        self.W, self.std, self.data = S.W.to(dev), S.std.to(dev), {d: v.to(dev) for d, v in S.data.items()}
+        self.row_domain = row_domains(S.zoo)
         self.train_triples, self.val_triples = S.triples['train'].to(dev), S.triples['val']
         self.vinfo, self.acts_all = triple_info(S.zoo, self.val_triples), np.asarray(S.zoo.meta.activation)
-        self.probe_x = probe_images(self.data, cfg.seed)
-        self.c3_images = ClassImages(self.data, 'train', cfg.seed) if cfg.distill else None
+        self.probe_x = probe_images(next(iter(self.data.values())), cfg.seed)  # (the first zoo's domain)
+        self.c3_images = {d: ClassImages(v, 'train', cfg.seed + 7_919*k) for k, (d, v) in enumerate(self.data.items())} if cfg.distill else None
         self.c3_all = [S.zoo.classes(r) for r in range(len(S.zoo))] if cfg.distill else None
         self.aug = None
         if cfg.permutations:
             self.aug = PermutationAugment(PermutationBank(cfg.permutations, seed=cfg.seed) if cfg.permutations > 0 else None)
         self.run_name = f"{S.scenario.name}-{cfg.preset}-seed{cfg.seed}"
+
+# %% ../nbs/05_train.ipynb #fec72878
+@patch
+def images_of(self: MergerTrainer, rows) -> torch.Tensor:
+    "`cfg.distill_images` training images (B, n, 1, 28, 28) of each zoo row's classes, seen through the row's image domain."
+    rows = np.asarray(rows); doms = self.row_domain[rows]; x = None
+    for d in dict.fromkeys(doms):
+        m = np.nonzero(doms == d)[0]
+        xd = self.c3_images[d]([self.c3_all[r] for r in rows[m]], self.cfg.distill_images)
+        if x is None: x = xd.new_empty((len(rows),) + tuple(xd.shape[1:]))
+        x[torch.as_tensor(m, device=x.device)] = xd
+    return x
 
 # %% ../nbs/05_train.ipynb #fceed91e
 @patch
@@ -394,7 +421,7 @@ def batch_loss(self: MergerTrainer, rows: torch.Tensor, w: torch.Tensor) -> tupl
     total, comps = composite_loss(self.S.loss, std.inverse(pred), std.inverse(wt), acts, std, self.core, std.inverse(w1), std.inverse(w2), self.probe_x)
     if cfg.distill:  # the functional term, per activation
         col = 0 if self.S.scenario.cfg.task == 'subtract' else 2  # the images of C3: the target's (merging), the source model's (subtraction: C1 and C2)
-        x = self.c3_images([self.c3_all[r] for r in rows[:, col].cpu().numpy()], cfg.distill_images)
+        x = self.images_of(rows[:, col].cpu().numpy())
         dl = torch.zeros(len(rows), device=pred.device)
         for a in set(acts):
             m = torch.tensor([q == a for q in acts], device=pred.device)
@@ -410,7 +437,7 @@ def one_epoch(self: MergerTrainer, epoch: int) -> dict:
     g = torch.Generator().manual_seed(cfg.seed*100_003 + epoch)
     torch.manual_seed(cfg.seed*100_003 + epoch)  # dropout
     if self.aug is not None: self.aug.generator = g
-    if self.c3_images is not None: self.c3_images.g.manual_seed(cfg.seed*100_003 + epoch)
+    for k, ci in enumerate((self.c3_images or {}).values()): ci.g.manual_seed(cfg.seed*100_003 + epoch + 7_919*k)
     order = torch.randperm(self.n_samples, generator=g)[accel.process_index*self.per_proc:(accel.process_index + 1)*self.per_proc].to(accel.device)
     self.model.train(); sums = {}
     for b in range(self.steps):
@@ -435,7 +462,7 @@ def validate(self: MergerTrainer, epoch: int) -> tuple:
     S, cfg, vt3, dev = self.S, self.cfg, self.val_triples, self.accel.device
     w1, w2, vt = (S.zoo.vectors(vt3[:, i]) for i in range(3))
     vp = predict(self.core, self.std, w1, w2)
-    va = score_cnns(vp.detach().float(), self.vinfo['activation'], self.data, self.vinfo['c3'], cfg.select_images).acc
+    va = score_in_domains(vp.detach().float(), self.vinfo['activation'], self.data, self.row_domain[vt3[:, 2].numpy()], self.vinfo['c3'], cfg.select_images)
     with torch.no_grad():
         vl, _ = composite_loss(S.loss, vp.to(dev), vt.to(dev), self.vinfo['activation'], self.std, self.core, w1.to(dev), w2.to(dev), self.probe_x)
     sc = {'val/loss': vl.mean().item(), 'val/pred_mse': F.mse_loss(self.std.transform(vp.to(dev)), self.std.transform(vt.to(dev))).item(),

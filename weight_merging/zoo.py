@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_zoo.ipynb #bdca2329
 from __future__ import annotations
-import contextlib, hashlib, importlib, itertools, json, math, os, sys, time
+import contextlib, hashlib, importlib, itertools, json, math, os, re, sys, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Sequence
@@ -20,9 +20,10 @@ __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES',
            'MNIST_MEAN', 'MNIST_STD', 'DOMAINS', 'ZOO_PRESETS', 'MEMBER_COLS', 'META_COLS', 'param_columns',
            'check_activation', 'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model', 'vec_to_params',
            'params_to_vec', 'cnn_forward', 'MNISTData', 'stratified_split', 'load_digits', 'load_mnist', 'load_data',
-           'in_domain', 'experiences', 'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec', 'score_cnns', 'ZooConfig',
-           'zoo_preset', 'zoo_specs', 'zoo_chunks', 'atomic_write', 'Zoo', 'save_zoo', 'zoo_stats', 'write_zoo_csv',
-           'read_zoo_csv', 'load_zoo', 'zoo_data', 'require', 'cli_errors', 'run_provenance']
+           'check_domain', 'in_domain', 'experiences', 'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec',
+           'score_cnns', 'ZooConfig', 'zoo_preset', 'zoo_specs', 'zoo_chunks', 'atomic_write', 'Zoo', 'save_zoo',
+           'zoo_stats', 'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data', 'row_domains', 'join_zoos',
+           'domain_data', 'require', 'cli_errors', 'run_provenance']
 
 # %% ../nbs/00_zoo.ipynb #099f8d44
 ACTIVATIONS = ('gelu', 'relu', 'silu', 'leakyrelu', 'sigmoid', 'tanh')  # the report's activation index 0-5
@@ -248,18 +249,36 @@ def load_data(source='digits', mnist_dir=None, download=False, n_train=None, n_v
     raise ValueError(f"unknown data source {source!r}; valid: 'digits', 'mnist'")
 
 # %% ../nbs/00_zoo.ipynb #3dedbac8
-DOMAINS = ('none', 'rot90', 'rot180', 'rot270', 'hflip', 'vflip', 'invert')  # image domains: as shipped, rotated (counter-clockwise), mirrored, intensity-inverted
+DOMAINS = ('none', 'rot90', 'rot180', 'rot270', 'hflip', 'vflip', 'invert')  # named image domains: as shipped, rotated (counter-clockwise), mirrored, intensity-inverted
+_DOMAIN_ATOMS = ('hflip', 'vflip', 'invert')
+
+def check_domain(domain: str) -> str:
+    "`domain` if it is an image domain: 'none', or transforms joined by '+' ('rotA' for any whole angle A in degrees, 'hflip', 'vflip', 'invert')."
+    if not isinstance(domain, str) or not domain: raise ValueError(f"an image domain is a string such as 'none', 'rot90' or 'rot30+invert', got {domain!r}")
+    if domain == 'none': return domain
+    for a in domain.split('+'):
+        if a in _DOMAIN_ATOMS or re.fullmatch(r'rot-?\d+', a): continue
+        raise ValueError(f"unknown image domain {domain!r} (part {a!r}); valid: 'none', or 'rotA' (A a whole angle in degrees), "
+                         f"{', '.join(map(repr, _DOMAIN_ATOMS))} joined by '+', e.g. {', '.join(DOMAINS[1:])}, rot30+invert")
+    return domain
+
+def _rotate(x: torch.Tensor, deg: int) -> torch.Tensor:
+    "Images (N, 1, 28, 28) rotated counter-clockwise by `deg` degrees: exact for multiples of 90°, bilinear with background fill otherwise."
+    if deg % 90 == 0: return torch.rot90(x, (deg // 90) % 4, (2, 3))
+    from torchvision.transforms.v2.functional import rotate
+    return rotate(x, float(deg), fill=[-MNIST_MEAN / MNIST_STD])  # fill: raw intensity 0 (the background), in normalized units
 
 def in_domain(data: MNISTData, domain: str = 'none') -> MNISTData:
-    "The same digits, labels and split with every image seen through `domain` (a fixed rotation, mirror or intensity inversion)."
-    if domain not in DOMAINS: raise ValueError(f"unknown image domain {domain!r}; valid: {', '.join(DOMAINS)}")
+    "The same digits, labels and split with every image seen through `domain` (fixed rotations, mirrors and an intensity inversion, applied left to right)."
+    check_domain(domain)
     if domain == data.domain: return data
     if data.domain != 'none': raise ValueError(f"these images are already in domain {data.domain!r}: transform the images as loaded (domain 'none')")
     x = data.x
-    if domain.startswith('rot'): x = torch.rot90(x, int(domain[3:]) // 90, (2, 3))
-    elif domain == 'hflip': x = x.flip(3)
-    elif domain == 'vflip': x = x.flip(2)
-    elif domain == 'invert': x = (1 - 2 * MNIST_MEAN) / MNIST_STD - x  # raw intensity p -> 1 - p, in normalized units
+    for a in ([] if domain == 'none' else domain.split('+')):
+        if a.startswith('rot'): x = _rotate(x, int(a[3:]))
+        elif a == 'hflip': x = x.flip(3)
+        elif a == 'vflip': x = x.flip(2)
+        elif a == 'invert': x = (1 - 2 * MNIST_MEAN) / MNIST_STD - x  # raw intensity p -> 1 - p, in normalized units
     return MNISTData(x.contiguous(), data.y, data.idx, data.source, domain)
 
 # %% ../nbs/00_zoo.ipynb #a11cd801
@@ -373,7 +392,7 @@ class ZooConfig:
     seeds: tuple = (0,)  # init seeds: one θ0 per (activation, init, seed)
     replicas: tuple = (0,)  # replica ids: each trains every experience again from the same θ0 on its own train/val split and data order
     data: str = 'digits'  # 'digits' (shipped) or 'mnist' (full, needs mnist_dir)
-    domain: str = 'none'  # how every image is seen (`DOMAINS`): 'none', or a fixed rotation, mirror or inversion
+    domain: str = 'none'  # how every image is seen (`check_domain`): 'none', or fixed rotations, mirrors, an inversion, e.g. 'rot90', 'rot30+invert'
     n_train: int | None = None  # training images per class (default: 600 digits, 5000 MNIST)
     n_val: int | None = None  # validation images per class (default: 100 digits, 400 MNIST)
     split_seed: int = 0
@@ -384,7 +403,7 @@ class ZooConfig:
         if isinstance(self.train, dict): self.train = TrainConfig(**self.train)
         for a in self.activations: check_activation(a)
         for i in self.inits: check_init(i)
-        if self.domain not in DOMAINS: raise ValueError(f"unknown image domain {self.domain!r}; valid: {', '.join(DOMAINS)}")
+        check_domain(self.domain)
         self.classes, self.activations, self.inits, self.seeds = tuple(self.classes), tuple(self.activations), tuple(self.inits), tuple(self.seeds)
         self.replicas = tuple(int(r) for r in self.replicas)
         if self.sizes is not None: self.sizes = tuple(self.sizes)
@@ -575,9 +594,40 @@ def zoo_data(zoo: Zoo,  # a loaded zoo
              mnist_dir=None):  # folder holding MNIST/raw, for zoos built on full MNIST (default: $WM_MNIST_DIR)
     "The images (in the zoo's domain) and the train/val/test split that `zoo` was trained with (from its config)."
     c = zoo.config or {}
+    if len(c.get('domains') or ()) > 1: raise ValueError(f"this zoo joins image domains {c['domains']}: use domain_data(zoo) for the images of each")
     src = c.get('data', 'digits')
     if src == 'mnist': mnist_dir = mnist_dir or os.environ.get('WM_MNIST_DIR')
     return load_data(src, mnist_dir, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0), c.get('domain', 'none'))
+
+# %% ../nbs/00_zoo.ipynb #f556bf75
+_JOIN_SAME = ('classes', 'sizes', 'activations', 'inits', 'seeds', 'data', 'n_train', 'n_val', 'split_seed', 'train')  # what zoos to join share
+
+def row_domains(zoo: Zoo) -> np.ndarray:
+    "The image domain of every row: a joined zoo's `domain` column, else the domain the zoo was built in."
+    if 'domain' in zoo.meta: return zoo.meta['domain'].to_numpy(dtype=object)
+    return np.full(len(zoo), (zoo.config or {}).get('domain', 'none'), dtype=object)
+
+def join_zoos(zoos: Sequence[Zoo]) -> Zoo:
+    "One zoo of zoos grown from the same θ0s, digits and training in different image domains; each row keeps its domain in a `domain` column."
+    zoos = list(zoos)
+    if not zoos: raise ValueError("join_zoos needs at least one zoo")
+    cfgs = [z.config or {} for z in zoos]
+    for k in _JOIN_SAME:
+        if len({json.dumps(c.get(k), sort_keys=True) for c in cfgs}) > 1:
+            raise ValueError(f"zoos to join must share {k!r} (the same θ0s, digits and training), got {[c.get(k) for c in cfgs]}")
+    doms = [row_domains(z) for z in zoos]
+    flat = [d for ds in doms for d in sorted(set(ds))]
+    if len(set(flat)) < len(flat): raise ValueError(f"zoos to join must see different image domains, got {flat}")
+    meta = pd.concat([z.meta.assign(domain=d) for z, d in zip(zoos, doms)], ignore_index=True)
+    cfg = {k: v for k, v in cfgs[0].items() if k != 'domain'} | {'domains': flat}
+    return Zoo(np.concatenate([np.asarray(z.weights) for z in zoos]), meta, cfg)
+
+def domain_data(zoo: Zoo,  # a loaded zoo, joined or not
+                mnist_dir=None) -> dict:  # as for `zoo_data`
+    "Image domain -> the images and split the zoo's CNNs of that domain were trained with."
+    c = zoo.config or {}
+    base = zoo_data(Zoo(np.zeros((0, N_PARAMS), np.float32), zoo.meta.iloc[:0], {**c, 'domains': None, 'domain': 'none'}), mnist_dir)
+    return {d: in_domain(base, d) for d in dict.fromkeys(row_domains(zoo))}
 
 # %% ../nbs/00_zoo.ipynb #e8464d0a
 def require(module: str,  # the module to import, e.g. 'torchaudio'
