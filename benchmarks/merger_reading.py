@@ -11,7 +11,8 @@ accuracy on the digits outside C3 (OOD), both against the true C3 models.
     python benchmarks/merger_reading.py --table
 
 Settings ending in `+domains` train across image domains: the training zoo joined with zoos of the same θ0 and digits
-seen through TRAIN_DOMAINS (rotations by 45°-multiples other than 90° and 270°, a mirror, an inversion), built first with
+seen through the `domains` study preset's TRAIN_DOMAINS (rotations by 45°-multiples other than 90° and 270°, a mirror,
+an inversion), built first with
 
     for d in rot45 rot135 rot180 rot225 rot315 hflip invert; do wm-zoo --preset quick --domain $d --out runs/domains/zoo-$d; done
     python benchmarks/merger_reading.py --run runs/quick --setting weights+domains --domains runs/domains \
@@ -32,7 +33,7 @@ import pandas as pd
 import torch
 
 from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance
-from weight_merging.study import STUDY_PRESETS, fold_config, fold_triples
+from weight_merging.study import STUDY_PRESETS, TRAIN_DOMAINS, fold_config, fold_triples
 from weight_merging.train import train_merger
 from weight_merging.report import baseline_methods, merger_from_run
 from weight_merging.eval import evaluate
@@ -45,8 +46,7 @@ SETTINGS = {  # name -> MergerConfig overrides on top of the quick study's train
     'pair_mix': dict(model=dict(output='pair_mix'), losses='layerwise_mse=0.1'),      # two per (unit, input channel) pair
     'pair_mix_bounded': dict(model=dict(output='pair_mix', mix_bounded=True), losses='layerwise_mse=0.1'),  # ... each in (0, 1)
 }
-TRAIN_DOMAINS = ('rot45', 'rot135', 'rot180', 'rot225', 'rot315', 'hflip', 'invert')  # the image domains of the +domains settings (besides the zoo's own)
-DOMAIN_EPOCHS = 12  # epochs of the +domains settings: 8 zoos' triples an epoch, about 2.4x the steps of EPOCHS on one zoo
+DOMAIN_EPOCHS = STUDY_PRESETS['domains']['train_overrides']['epochs']  # 12: 8 zoos' triples an epoch, about 2.4x the steps of EPOCHS on one zoo
 for _k in list(SETTINGS): SETTINGS[f'{_k}+domains'] = {**SETTINGS[_k], 'epochs': DOMAIN_EPOCHS, '_domains': TRAIN_DOMAINS}
 METHODS = ('merger', 'ground truth C3', 'ensemble', 'weight averaging', 'task arithmetic', 'TIES')
 
@@ -117,13 +117,15 @@ def table():
 def plot(tab):
     "Bars: the merger of each setting on the three kinds of CNNs (mean over seeds, ± half the 95 % interval over combinations); lines: references."
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    sets = [('own', 'training-zoo CNNs'), ('fresh', 'fresh CNNs'), ('shifted', 'fresh CNNs, rotated digits')]
-    fig, ax = plt.subplots(figsize=(10.5, 4)); w = 0.8 / len(tab); x = np.arange(len(sets))
+    names = {'own': 'training-zoo CNNs', 'fresh': 'fresh CNNs', 'shifted': 'rotated 90°', 'vflip': 'mirrored (vflip)',
+             'rot30+invert': 'rotated 30° + inverted', 'theta0': 'unseen θ0'}
+    sets = [(w, names.get(w, w)) for w in names if w in tab.columns] + [(w, w) for w in tab.columns if f'{w}_true' in tab.columns and w not in names]
+    fig, ax = plt.subplots(figsize=(4 + 1.6 * len(sets), 4)); w = 0.8 / len(tab); x = np.arange(len(sets))
     for k, (name, r) in enumerate(tab.iterrows()):
-        ax.bar(x - 0.4 + w * (k + 0.5), [r[s] for s, _ in sets], w, yerr=[r[f'{s}_ci_hw'] for s, _ in sets], capsize=2, label=f'merger: {name}')
+        ax.bar(x - 0.4 + w * (k + 0.5), [r[s] for s, _ in sets], w, yerr=[r[f'{s}_ci_hw'] for s, _ in sets], capsize=2, label=f'merger: {name}', hatch='//' if name.endswith('+domains') else None)
     for key, style, lab in (('true', 'k-', 'true C3 model'), ('ens', 'k--', "parents' ensemble"), ('ta', 'k:', 'task arithmetic')):
         for i, (s, _) in enumerate(sets): ax.plot([i - 0.45, i + 0.45], [tab[f'{s}_{key}'].mean()] * 2, style, lw=1, label=lab if i == 0 else None)
-    ax.set_xticks(x); ax.set_xticklabels([n for _, n in sets]); ax.set_ylim(0, 100); ax.set_ylabel('ID accuracy on C3 (%), held-out combinations')
+    ax.set_xticks(x); ax.set_xticklabels([n for _, n in sets], fontsize=8); ax.set_ylim(0, 100); ax.set_ylabel('ID accuracy on C3 (%), held-out combinations')
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1)); fig.tight_layout(); fig.savefig(OUT/'reading.png', dpi=110); plt.close(fig)
 
 

@@ -22,12 +22,14 @@ from .continual import CLConfig, CL_STRATEGIES
 from .report import baseline_methods, write_report, load_result, merger_from_run, md_table
 
 # %% auto #0
-__all__ = ['STUDY_PRESETS', 'CNN_SETS', 'EVAL_DEFAULTS', 'READING_NOTE', 'eval_settings', 'fold_config', 'fold_triples',
-           'StageLog', 'zoo_stage', 'eval_fold', 'pool_study', 'method_stats', 'study_headline', 'versus',
-           'reading_table', 'headline_markdown', 'study_report', 'compare_results', 'same_run', 'run_study', 'wm_run']
+__all__ = ['TRAIN_DOMAINS', 'STUDY_PRESETS', 'CNN_SETS', 'EVAL_DEFAULTS', 'READING_NOTE', 'eval_settings', 'fold_config',
+           'fold_triples', 'StageLog', 'zoo_stage', 'eval_fold', 'pool_study', 'method_stats', 'study_headline',
+           'versus', 'reading_table', 'headline_markdown', 'study_report', 'compare_results', 'same_run', 'run_study',
+           'wm_run']
 
 # %% ../nbs/07_study.ipynb #017c7643
 _QUICK_EVAL = dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=6, cl_sample=3, n_fisher=64)
+TRAIN_DOMAINS = ('rot45', 'rot135', 'rot180', 'rot225', 'rot315', 'hflip', 'invert')  # the image domains the `domains` preset trains across besides the zoo's own (not rot90: the shifted zoo's)
 _DESIGN = dict(distill=1.)  # the merger design the ablation of 05_train selected: the functional (distillation) term
 STUDY_PRESETS = {
     'tiny': dict(zoo='tiny', replicas=(0, 1), fresh=(100,), shift='rot90', train_domains=('hflip',), train='tiny', train_overrides=dict(distill=0.5),
@@ -36,6 +38,8 @@ STUDY_PRESETS = {
                            n_fisher=8, max_per_class=20, bootstrap=100)),
     'quick': dict(zoo='quick', replicas=(0,), fresh=(100,), shift='rot90', train='quick', train_overrides=dict(_DESIGN, epochs=40),
                   folds=4, run_folds=(0,), seeds=(0,), eval=dict(_QUICK_EVAL, ft_sample=4, continual=('naive', 'ewc', 'replay', 'joint'))),
+    'domains': dict(zoo='quick', replicas=(0,), fresh=(100,), shift='rot90', train_domains=TRAIN_DOMAINS, train='quick',  # trained across 8 image domains
+                    train_overrides=dict(_DESIGN, epochs=12), folds=4, run_folds=(0,), seeds=(0,), eval=dict(_QUICK_EVAL, ft_sample=4, continual=('naive', 'ewc', 'replay', 'joint'))),
     'study': dict(zoo='quick', replicas=(0, 1, 2), fresh=(100,), shift='rot90', train='quick', train_overrides=dict(_DESIGN, preset='small', epochs=18),  # committed with the small transformer
                   folds=4, run_folds=None, seeds=(0, 1, 2), eval=dict(_QUICK_EVAL, continual=('naive', 'replay', 'joint'))),
     'standard': dict(zoo='standard', replicas=(0, 1, 2), fresh=(100,), shift='rot90', train='standard', train_overrides=_DESIGN,
@@ -371,7 +375,7 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
 
 # %% ../nbs/07_study.ipynb #f4c785e7
 @call_parse
-def wm_run(preset: str = 'quick',  # tiny, quick, study, standard or paper
+def wm_run(preset: str = 'quick',  # tiny, quick, domains, study, standard or paper
            out: str = None,  # run folder (default: runs/PRESET)
            folds: str = None,  # comma-separated folds to run, or 'all' (default: the preset's)
            seeds: str = None,  # comma-separated merger seeds (default: the preset's)
