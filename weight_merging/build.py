@@ -33,11 +33,10 @@ def _own_images(specs: Sequence[ModelSpec], splits: dict, split: str, device='cp
 
 # %% ../nbs/00a_build.ipynb #1ca2320a
 @torch.no_grad()
-def _score_own(vec, act: str, data: MNISTData, idx, mask, confusion=False, images=8192) -> tuple:
+def _score_own(vec, act: str, data: MNISTData, idx, mask, confusion=False, block=16) -> tuple:
     "10-way accuracy (%), mean cross-entropy and (optionally) 10×10 confusion of each of M CNNs `vec` on its own images `idx[m][mask[m]]`."
     M, L = idx.shape
-    step = max(16, images // M)  # images per CNN per forward pass (about `images` in flight)
-    lg = torch.cat([cnn_forward(vec, data.x[idx[:, j:j + step]], act) for j in range(0, L, step)], 1).float()  # (M, L, 10)
+    lg = torch.cat([cnn_forward(vec, data.x[idx[:, j:j + block]], act) for j in range(0, L, block)], 1).float()  # (M, L, 10); small blocks keep the activations in cache
     y, pred, cnt = data.y[idx], lg.argmax(-1), mask.sum(1)
     acc = 100. * ((pred == y) & mask).sum(1) / cnt
     loss = (F.cross_entropy(lg.transpose(1, 2), y, reduction='none') * mask).sum(1) / cnt
