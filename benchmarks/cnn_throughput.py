@@ -4,7 +4,8 @@
 x of shape (B, n, 1, 28, 28), and back-propagates to the weights. This measures that pass (forward, a scalar loss of
 the logits, backward to the (B, 2464) vectors) for the current `cnn_forward` and for the previous one (a verbatim copy
 below: grouped convolutions in the default NCHW memory layout; the current one runs them channels-last), checks that
-both give the same logits and gradients, and prints images x CNNs per second, GFLOP/s (the CNN's forward+backward
+both give the same logits and gradients (up to rounding, which can flip the maximum of a 2x2 pooling window between
+two near-equal values, and with it the gradient of that CNN), and prints images x CNNs per second, GFLOP/s (the CNN's forward+backward
 FLOPs from its layer shapes) and the share of a large FP32 matrix product measured here on the same threads.
 
     python benchmarks/cnn_throughput.py                      # B, n in (16, 64), (64, 64), (256, 16); one thread
@@ -87,14 +88,17 @@ def main():
         wo, wn = w.clone().requires_grad_(), w.clone().requires_grad_()
         lo, ln = old_cnn_forward(wo, x, a.activation), cnn_forward(wn, x, a.activation)
         lo.logsumexp(-1).sum().backward(); ln.logsumexp(-1).sum().backward()
-        err_l = ((lo - ln).abs().max() / lo.abs().max()).item(); err_g = ((wo.grad - wn.grad).abs().max() / wo.grad.abs().max()).item()
-        assert err_l < 1e-5 and err_g < 1e-4, (err_l, err_g)
+        err_l = ((lo - ln).abs().max() / lo.abs().max()).item()
+        err_g = ((wo.grad - wn.grad).norm(dim=1) / wo.grad.norm(dim=1))  # per CNN, relative
+        same = int((err_g < 1e-4).sum())  # a CNN can differ where rounding flips the maximum of a 2x2 pooling window between two near-equal values
+        assert err_l < 1e-5 and same >= 0.98 * B, (err_l, err_g.max())
         r = {}
         for name, f in (('previous', old_cnn_forward), ('current', cnn_forward), ('previous', old_cnn_forward), ('current', cnn_forward)):
             r[name] = max(r.get(name, 0.), rate(f, wn, x, a.seconds / 2))
         for name in ('previous', 'current'):
             gf = r[name] * fl / 1e9
             print(f"  B={B:4d} CNNs x n={n:3d} images  {name:8s}: {r[name]:9,.0f} images x CNNs/s = {gf:5.1f} GFLOP/s = {100 * gf / peak:4.1f} % of peak")
-        print(f"  B={B:4d} CNNs x n={n:3d} images  ratio {r['current'] / r['previous']:.2f}x  (logits and gradients equal: max relative difference {err_l:.1e}, {err_g:.1e})")
+        print(f"  B={B:4d} CNNs x n={n:3d} images  ratio {r['current'] / r['previous']:.2f}x  (logits equal to {err_l:.1e}; gradients equal to 1e-4 "
+              f"for {same}/{B} CNNs, largest relative difference {err_g.max():.1e})")
 
 if __name__ == '__main__': main()
