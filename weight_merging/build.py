@@ -176,7 +176,9 @@ def _ray_chunks(address: str, args: list, num_cpus: int):
     "Train chunks as Ray tasks, one per chunk, on cluster `address` ('auto', or 'local': start one with `num_cpus` CPUs); write each file here as it arrives."
     ray = require('ray', "the Ray backend (wm-zoo --ray; install it with pip install 'weight_merging[ray]')")
     started = not ray.is_initialized()
-    if started: ray.init(**(dict(num_cpus=num_cpus) if address == 'local' else dict(address=address)), include_dashboard=False, log_to_driver=False)
+    if started:
+        try: ray.init(**(dict(num_cpus=num_cpus) if address == 'local' else dict(address=address)), include_dashboard=False, log_to_driver=False)
+        except Exception as e: raise ValueError(f"--ray {address}: no Ray cluster to join there ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}); give a cluster's address, 'auto' for the one running here, or 'local'") from None
     try:
         task, todo = ray.remote(num_cpus=1)(_run_chunk), {}
         for a in args: todo[task.remote(a)] = a

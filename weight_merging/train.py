@@ -388,7 +388,7 @@ class MergerTrainer:
             self.aug = PermutationAugment(PermutationBank(cfg.permutations, seed=cfg.seed) if cfg.permutations > 0 else None)
         self.run_name = f"{S.scenario.name}-{cfg.preset}-seed{cfg.seed}"
 
-# %% ../nbs/05_train.ipynb #fec72878
+# %% ../nbs/05_train.ipynb #ded5cb71
 @patch
 def images_of(self: MergerTrainer, rows) -> torch.Tensor:
     "`cfg.distill_images` training images (B, n, 1, 28, 28) of each zoo row's classes, seen through the row's image domain."

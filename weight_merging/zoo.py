@@ -605,7 +605,7 @@ def zoo_data(zoo: Zoo,  # a loaded zoo
     if src == 'mnist': mnist_dir = mnist_dir or os.environ.get('WM_MNIST_DIR')
     return load_data(src, mnist_dir, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0), c.get('domain', 'none'))
 
-# %% ../nbs/00_zoo.ipynb #f556bf75
+# %% ../nbs/00_zoo.ipynb #db770e59
 _JOIN_SAME = ('classes', 'sizes', 'activations', 'inits', 'seeds', 'data', 'n_train', 'n_val', 'split_seed', 'train')  # what zoos to join share
 
 def row_domains(zoo: Zoo) -> np.ndarray:
