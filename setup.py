@@ -41,7 +41,7 @@ setuptools.setup(
     packages = setuptools.find_namespace_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),  # includes the data folder
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require={ 'dev': dev_requirements, 'ray': shlex.split(cfg.get('ray_requirements') or '') },  # pip install weight_merging[ray]: the Ray backend of wm-zoo
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

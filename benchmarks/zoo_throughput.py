@@ -1,77 +1,185 @@
-"""Zoo-building throughput: model-epochs per second of the project's builder against the straightforward way.
+"""Zoo-building throughput: the population trainer against its previous version, in GFLOP/s and as a share of the machine's peak.
 
-The straightforward way trains one model at a time: a `ZooCNN`, `torch.optim.Adam` with `CyclicLR`, a `DataLoader`
-over a `TensorDataset` of the experience's training images, and per-epoch validation and test passes (needed for early
-stopping and for the zoo's records). The project's builder (`build_zoo`) trains the same experiences, with the same batch
-size and epochs, as populations of models in lockstep, in one process per CPU core (or one population on a GPU).
-Early stopping is switched off in both so that both do exactly the same number of model-epochs.
+The workload is the quick zoo's (`zoo_preset('quick')`: the 57 experiences of digits 0-5 in its 9 chunks) with fewer epochs
+and early stopping off, so both trainers do exactly the same model-epochs. Part 1 trains every chunk with the previous
+trainer (`old_train_population` below: a verbatim copy, with the `cnn_forward` and per-epoch scoring it used) and with the
+current `train_population`, alternately, in this process on one thread (as each builder worker does), and prints the
+ratio. Part 2 runs the whole builder (`build_zoo`, one single-threaded process per core) for the wall-clock rate and the
+projected time of the `standard` zoo. GFLOP/s counts the CNN's training FLOPs (forward and backward, from its layer
+shapes) and is compared with a large FP32 matrix product (`torch.mm`) measured here on the same number of threads.
 
-    python benchmarks/zoo_throughput.py                  # CPU, 21 two-class models of digits 0-6, 3 epochs
-    python benchmarks/zoo_throughput.py --device cuda --classes 10 --epochs 2 --chunk 1024
+    python benchmarks/zoo_throughput.py                   # 3 epochs of the quick workload
+    python benchmarks/zoo_throughput.py --epochs 2 --out benchmarks/results/zoo_throughput.json
 """
-import argparse, os, tempfile, time, json, platform, subprocess
-import torch, torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
-from weight_merging.zoo import ZooConfig, TrainConfig, ZooCNN, zoo_specs, load_digits
-from weight_merging.build import build_zoo
+import argparse, json, math, os, platform, tempfile, time
+from typing import Sequence
+import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
+import weight_merging.zoo as Z
+from weight_merging.zoo import (ACT_FNS, MNISTData, ModelSpec, TrainConfig, ZooCNN, bin_of, check_activation, load_digits, model_to_vec,
+                                params_to_vec, score_cnns, vec_to_params, zoo_chunks, zoo_preset, LAYERS)
+from weight_merging.build import TrainResult, train_population, build_zoo
 
-def straightforward(specs, data, tc, device):
-    "One model at a time, DataLoader over TensorDataset: returns model-epochs done."
-    done = 0
-    for s in specs:
-        tr, va, te = (data.indices(k, s.classes) for k in ('train', 'val', 'test'))
-        model = ZooCNN(s.activation, s.init, s.seed).to(device)
-        loader = DataLoader(TensorDataset(data.x[tr], data.y[tr]), batch_size=tc.batch_size, shuffle=True)
-        opt = torch.optim.Adam(model.parameters(), lr=tc.base_lr)
-        sched = torch.optim.lr_scheduler.CyclicLR(opt, tc.base_lr, tc.max_lr, step_size_up=round(tc.cycle_epochs*len(loader)), cycle_momentum=False)
-        for ep in range(tc.epochs):
-            model.train()
-            for xb, yb in loader:
-                xb, yb = xb.to(device), yb.to(device)
-                loss = F.cross_entropy(model(xb), yb)
-                opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-            model.eval()
-            with torch.no_grad():
-                for idx in (va, te):
-                    correct = 0
-                    for xb, yb in DataLoader(TensorDataset(data.x[idx], data.y[idx]), batch_size=tc.eval_batch):
-                        correct += (model(xb.to(device)).argmax(1) == yb.to(device)).sum().item()
-            done += 1
-    return done
+def train_flops_per_image() -> float:
+    "FLOPs of one training image through the zoo CNN: forward multiply-adds from the layer shapes, x2 FLOP, x3 for forward+backward."
+    sizes = {'conv1': 24, 'conv2': 8, 'conv3': 3}  # output side of each convolution (28-5+1, 12-5+1, 4-2+1)
+    macs = sum(math.prod(LAYERS[f'{k}.weight']) * s * s for k, s in sizes.items()) + sum(math.prod(LAYERS[f'{k}.weight']) for k in ('fc1', 'fc2'))
+    return 3 * 2 * macs
+
+def matmul_peak(threads: int, n: int = 2048, seconds: float = 2.) -> float:
+    "GFLOP/s of an n x n FP32 matrix product on `threads` threads (best of repeated runs)."
+    prev = torch.get_num_threads(); torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n); torch.mm(a, b)
+    best, t0 = 0., time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        t = time.perf_counter(); torch.mm(a, b); best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    torch.set_num_threads(prev)
+    return best
+
+# ---- the previous trainer, verbatim (commit 49c088e), as the baseline ----
+def old_cnn_forward(params,  # (M, 2464) parameter vectors, or a dict of stacked layer tensors (M, *shape)
+                x: torch.Tensor,  # images shared by all M CNNs (n, 1, 28, 28), or each CNN's own (M, n, 1, 28, 28)
+                activation: str = 'relu',
+                dropout: float = 0.,  # dropout after every hidden activation (training only)
+                hidden: bool = False):  # also return the input of conv2, conv3, fc1 and fc2 of each CNN
+    "Logits (M, n, 10) of M zoo CNNs, the `ZooCNN` forward pass batched over models; differentiable."
+    P = vec_to_params(params) if isinstance(params, torch.Tensor) else params
+    act, M, n = ACT_FNS[check_activation(activation)], len(P['conv1.bias']), x.shape[-4]
+    if x.shape[-3:] != (1, 28, 28) or x.dim() not in (4, 5) or (x.dim() == 5 and len(x) != M):
+        raise ValueError(f"expected images (n, 1, 28, 28) or ({M}, n, 1, 28, 28), got {tuple(x.shape)}")
+    drop = (lambda h: F.dropout(h, dropout)) if dropout else (lambda h: h)
+    W1, b1 = P['conv1.weight'].reshape(M * 8, 1, 5, 5), P['conv1.bias'].reshape(-1)
+    if x.dim() == 4 and not torch.is_grad_enabled():  # conv1 at the 4 offsets of each pooling window as one product, then the max
+        U = F.unfold(x, 5).transpose(1, 2).reshape(n, 12, 2, 12, 2, 25).permute(2, 4, 0, 1, 3, 5).reshape(4, n * 144, 25)
+        h = (U @ W1.reshape(M * 8, 25).T).amax(0).view(n, 12, 12, M * 8).permute(0, 3, 1, 2) + b1.reshape(1, -1, 1, 1)
+    elif x.dim() == 4: h = F.max_pool2d(F.conv2d(x, W1, b1), 2)  # with gradients: max_pool2d's choice among ties, as in ZooCNN
+    else: h = F.max_pool2d(F.conv2d(x.transpose(0, 1).reshape(n, M, 28, 28), W1, b1, groups=M), 2)
+    h1 = drop(act(h))  # (n, M*8, 12, 12): CNN m's channels are 8m … 8m+7
+    h2 = drop(act(F.max_pool2d(F.conv2d(h1, P['conv2.weight'].reshape(M * 6, 8, 5, 5), P['conv2.bias'].reshape(-1), groups=M), 2)))
+    h3 = drop(act(F.conv2d(h2, P['conv3.weight'].reshape(M * 4, 6, 2, 2), P['conv3.bias'].reshape(-1), groups=M)).reshape(n, M, 36).transpose(0, 1))
+    h4 = drop(act(torch.baddbmm(P['fc1.bias'][:, None], h3, P['fc1.weight'].transpose(1, 2))))
+    out = torch.baddbmm(P['fc2.bias'][:, None], h4, P['fc2.weight'].transpose(1, 2))
+    if not hidden: return out
+    per_cnn = lambda h, c, s: h.reshape(n, M, c, s, s).transpose(0, 1)
+    return out, {'conv2': per_cnn(h1, 8, 12), 'conv3': per_cnn(h2, 6, 4), 'fc1': h3, 'fc2': h4}
+
+
+def old_train_population(specs: Sequence[ModelSpec], data: MNISTData, cfg: TrainConfig = None, device='cpu') -> list[TrainResult]:
+    "Train CNNs of one activation and one experience size together; each gets exactly its own Adam and data order."
+    cfg = cfg or TrainConfig()
+    specs = list(specs)
+    acts, sizes = {s.activation for s in specs}, {len(s.classes) for s in specs}
+    if len(acts) != 1 or len(sizes) != 1: raise ValueError(f"a population needs one activation and one experience size, got {acts} and {sizes}")
+    act, M = specs[0].activation, len(specs)
+    splits = {r: data.replica(r) for r in {s.replica for s in specs}}  # each replica trains on its own split
+    tr_rows = [splits[s.replica].indices('train', s.classes) for s in specs]
+    n = len(tr_rows[0])
+    if any(len(r) != n for r in tr_rows): raise ValueError("experiences of one population need equal training sets (use a balanced split)")
+    tr_idx = torch.stack(tr_rows).to(device)
+    gens = [torch.Generator().manual_seed(s.data_seed()) for s in specs]
+    w = torch.stack([model_to_vec(ZooCNN(s.activation, s.init, s.seed)) for s in specs]).to(device)
+    params = {k: nn.Parameter(v.contiguous()) for k, v in vec_to_params(w).items()}
+    steps = math.ceil(n / cfg.batch_size)
+    opt = torch.optim.Adam(params.values(), lr=cfg.base_lr)
+    sched = torch.optim.lr_scheduler.CyclicLR(opt, cfg.base_lr, cfg.max_lr, step_size_up=max(1, round(cfg.cycle_epochs*steps)), cycle_momentum=False)
+    alive = list(range(M))  # population row -> spec index
+    hist = {k: np.full((M, cfg.epochs), np.nan, np.float32) for k in ('train_loss', 'val_acc', 'test_acc', 'test_loss')}
+    hist['confusion'] = np.zeros((M, cfg.epochs, 10, 10), np.int32)
+    ckpt, stop, prev, stag = [dict() for _ in specs], [cfg.epochs]*M, [None]*M, [0]*M
+    def score(vec, split):  # each replica's models on its own split's images (the test images are shared)
+        rep, cls = np.array([specs[j].replica for j in alive]), [specs[j].classes for j in alive]
+        return pd.concat([score_cnns(vec[torch.as_tensor(rep == r)], act, sd, [c for c, q in zip(cls, rep) if q == r], split, confusion=True)
+                          .set_index(np.nonzero(rep == r)[0]) for r, sd in splits.items() if (rep == r).any()]).sort_index()
+    for ep in range(1, cfg.epochs + 1):
+        perms = torch.stack([torch.randperm(n, generator=gens[j]) for j in alive]).to(device)
+        ep_loss = torch.zeros(len(alive), device=device)
+        for s in range(steps):
+            rows = torch.arange(len(alive), device=device)
+            ib = tr_idx[torch.as_tensor(alive, device=device)][rows[:, None], perms[:, s*cfg.batch_size:(s + 1)*cfg.batch_size]]
+            logits = old_cnn_forward(params, data.x[ib], act, cfg.dropout)
+            l = F.cross_entropy(logits.flatten(0, 1), data.y[ib].flatten(), reduction='none').view(ib.shape).mean(1)
+            opt.zero_grad(set_to_none=True); l.sum().backward(); opt.step(); sched.step()
+            ep_loss += l.detach()*ib.shape[1]
+        vec = params_to_vec({k: p.detach() for k, p in params.items()})
+        vacc, te = score(vec, 'val').acc.to_numpy(), score(vec, 'test')
+        tacc, tloss, conf = te.acc.to_numpy(), te.loss.to_numpy(), te.confusion.to_numpy()
+        keep = []
+        for r, j in enumerate(alive):
+            va = float(vacc[r])
+            hist['train_loss'][j, ep-1] = float(ep_loss[r])/n; hist['val_acc'][j, ep-1] = va
+            hist['test_acc'][j, ep-1] = float(tacc[r]); hist['test_loss'][j, ep-1] = float(tloss[r]); hist['confusion'][j, ep-1] = conf[r]
+            stag[j] = stag[j] + 1 if prev[j] is not None and abs(va - prev[j]) <= cfg.margin else 0
+            prev[j] = va
+            done = ep == cfg.epochs or (ep >= cfg.min_epochs and stag[j] >= cfg.patience)
+            b = bin_of(ep, cfg.bins)
+            if b is not None and (ep == b or done): ckpt[j][b] = (ep, vec[r].float().cpu().numpy().copy())
+            if done: stop[j] = ep
+            else: keep.append(r)
+        if not keep: break
+        if len(keep) < len(alive):  # drop stopped models from the weights and from Adam's state
+            kt = torch.as_tensor(keep, device=device)
+            for k, p in list(params.items()):
+                q = params[k] = nn.Parameter(p.detach()[kt].contiguous())
+                st = opt.state.pop(p)
+                opt.state[q] = {n: (v[kt].contiguous() if n.startswith('exp_avg') else v) for n, v in st.items()}
+            opt.param_groups[0]['params'] = list(params.values())
+            alive = [alive[r] for r in keep]
+    return [TrainResult(s, ckpt[j], stop[j], {k: v[j, :stop[j]] for k, v in hist.items()}) for j, s in enumerate(specs)]
+
+
+class previous_forward:
+    "Within this block, the project's scorer (`score_cnns`) uses the previous `cnn_forward` too."
+    def __enter__(self): self.new, Z.cnn_forward = Z.cnn_forward, old_cnn_forward
+    def __exit__(self, *a): Z.cnn_forward = self.new
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--classes', type=int, default=7, help='experiences: all 2-class subsets of digits 0..classes-1')
-    p.add_argument('--epochs', type=int, default=3)
-    p.add_argument('--device', default='cpu')
-    p.add_argument('--chunk', type=int, default=None, help='models per population (default: split evenly over the workers)')
+    p.add_argument('--epochs', type=int, default=3, help='epochs of every model (early stopping off)')
+    p.add_argument('--workers', type=int, default=None, help='builder processes in part 2 (default: every CPU core)')
+    p.add_argument('--skip_build', action='store_true', help='part 1 only')
     p.add_argument('--out', default=None, help='also write the results as JSON here')
     a = p.parse_args()
-    tc = TrainConfig(epochs=a.epochs, bins=(a.epochs,), min_epochs=a.epochs)
-    workers = 1 if a.device != 'cpu' else (os.cpu_count() or 1)
-    n_models = a.classes*(a.classes - 1)//2
-    chunk = a.chunk or -(-n_models // workers)
-    cfg = ZooConfig('bench', classes=range(a.classes), sizes=(2,), chunk_size=chunk, train=tc)
-    specs = zoo_specs(cfg)
-    data = load_digits().to(a.device)
-    print(f'{len(specs)} models x {a.epochs} epochs, batch {tc.batch_size}, device {a.device}, {os.cpu_count()} CPU cores, torch {torch.__version__}')
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        s = build_zoo(cfg, tmp, workers=workers, device=a.device, progress=False, assemble=False)
-        t_proj = time.perf_counter() - t
-    t = time.perf_counter()
-    me_base = straightforward(specs, data, tc, a.device)
-    t_base = time.perf_counter() - t
-    me_proj = s['model_epochs']
-    assert me_proj == me_base, (me_proj, me_base)
-    r_proj, r_base = me_proj/t_proj, me_base/t_base
-    print(f'project builder ({workers} worker(s), populations of {chunk}): {me_proj} model-epochs in {t_proj:.1f} s = {r_proj:.2f} model-epochs/s')
-    print(f'straightforward loop (one model at a time, DataLoader):  {me_base} model-epochs in {t_base:.1f} s = {r_base:.2f} model-epochs/s')
-    print(f'ratio: {r_proj/r_base:.2f}x')
+    workers = a.workers or os.cpu_count() or 1
+    cfg = zoo_preset('quick', train=TrainConfig(epochs=a.epochs, bins=(a.epochs,), min_epochs=a.epochs))
+    chunks, data, fl = zoo_chunks(cfg), load_digits(), train_flops_per_image()
+    n_img = sum(len(c) * len(c[0].classes) * 600 for c in chunks) * a.epochs  # training images seen (600 per class)
+    print(f"quick workload: {sum(map(len, chunks))} models in {len(chunks)} chunks x {a.epochs} epochs = {n_img:,} training images; "
+          f"{fl / 1e6:.3f} MFLOP per training image; {os.cpu_count()} CPU cores (shared with other jobs: compare ratios, not times), torch {torch.__version__}")
+    peak1 = matmul_peak(1); peakw = matmul_peak(workers)
+    print(f"FP32 matmul peak (torch.mm 2048x2048): {peak1:.1f} GFLOP/s on 1 thread, {peakw:.1f} GFLOP/s on {workers} threads")
+    torch.set_num_threads(1)
+    t_old = t_new = 0.; me_old = me_new = 0; dacc = []
+    for i, ch in enumerate(chunks):  # alternate the order so that drifting load hits both
+        for which in (('old', 'new') if i % 2 == 0 else ('new', 'old')):
+            t = time.perf_counter()
+            if which == 'old':
+                with previous_forward(): ro = old_train_population(ch, data, cfg.train)
+                t_old += time.perf_counter() - t; me_old += sum(len(r.history['val_acc']) for r in ro)
+            else:
+                rn = train_population(ch, data, cfg.train)
+                t_new += time.perf_counter() - t; me_new += sum(len(r.history['val_acc']) for r in rn)
+        dacc += [abs(float(x.history['test_acc'][-1]) - float(y.history['test_acc'][-1])) for x, y in zip(ro, rn)]
+    assert me_old == me_new == sum(map(len, chunks)) * a.epochs, (me_old, me_new)
+    g_old, g_new = n_img * fl / t_old / 1e9, n_img * fl / t_new / 1e9
+    print(f"part 1, one thread, same process, same {me_new} model-epochs (training + per-epoch val/test scoring):")
+    print(f"  previous trainer: {t_old:6.1f} s = {me_old / t_old:5.2f} model-epochs/s = {g_old:5.1f} GFLOP/s = {100 * g_old / peak1:4.1f} % of the 1-thread peak")
+    print(f"  current trainer:  {t_new:6.1f} s = {me_new / t_new:5.2f} model-epochs/s = {g_new:5.1f} GFLOP/s = {100 * g_new / peak1:4.1f} % of the 1-thread peak")
+    print(f"  ratio: {t_old / t_new:.2f}x   (final test accuracy, previous vs current: max difference {max(dacc):.2f} points over {len(dacc)} models)")
+    res = dict(epochs=a.epochs, models=sum(map(len, chunks)), model_epochs=me_new, train_images=n_img, mflop_per_image=fl / 1e6,
+               peak_gflops_1thread=peak1, peak_gflops_workers=peakw, workers=workers, old_seconds=t_old, new_seconds=t_new,
+               ratio=t_old / t_new, old_gflops=g_old, new_gflops=g_new, max_test_acc_diff=max(dacc),
+               cpu_cores=os.cpu_count(), torch=torch.__version__, machine=platform.machine())
+    if not a.skip_build:
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter(); s = build_zoo(cfg, tmp, workers=workers, progress=False, assemble=False); wall = time.perf_counter() - t
+        gb = n_img * fl / wall / 1e9
+        std = zoo_preset('standard')
+        std_img = sum(len(c) * len(c[0].classes) * 600 for c in zoo_chunks(std)) * std.train.epochs  # every model for all 40 epochs
+        print(f"part 2, the builder (build_zoo, {s['workers']} processes): {s['model_epochs']} model-epochs in {wall:.1f} s wall = "
+              f"{n_img / wall:,.0f} images/s = {gb:.1f} GFLOP/s = {100 * gb / peakw:.1f} % of the {workers}-thread peak")
+        print(f"  the standard zoo ({len(zoo_chunks(std))} chunks, {std_img / std.train.epochs:,.0f} training images an epoch) at this rate: "
+              f"at most {std_img / (n_img / wall) / 3600:.1f} h for all {std.train.epochs} epochs (early stopping ends most models sooner)")
+        res.update(build_seconds=wall, build_gflops=gb, build_images_per_s=n_img / wall, standard_hours_max=std_img / (n_img / wall) / 3600)
     if a.out:
-        res = dict(models=len(specs), epochs=a.epochs, device=a.device, cpu_cores=os.cpu_count(), workers=workers, chunk=chunk,
-                   project_model_epochs_per_s=r_proj, baseline_model_epochs_per_s=r_base, ratio=r_proj/r_base,
-                   torch=torch.__version__, machine=platform.machine())
         with open(a.out, 'w') as f: json.dump(res, f, indent=1)
 
 if __name__ == '__main__': main()

@@ -12,8 +12,8 @@ LIBRARIES = [('numpy', 'numpy'), ('pandas', 'pandas'), ('scipy', 'scipy'), ('skl
              ('matplotlib', 'matplotlib'), ('tqdm', 'tqdm'), ('torch', 'torch'), ('torchvision', 'torchvision'),
              ('torchaudio', 'torchaudio'), ('avalanche.training', 'avalanche-lib'), ('geomloss', 'geomloss'), ('ot', 'pot'),
              ('gudhi', 'gudhi'), ('wandb', 'wandb'), ('accelerate', 'accelerate'), ('fastcore.script', 'fastcore'),
-             ('execnb.nbio', 'execnb'), ('nbdev', 'nbdev'), ('weight_merging.report', 'weight_merging')]
-DEV = {'execnb', 'nbdev'}  # only needed for development; checked when installed
+             ('execnb.nbio', 'execnb'), ('nbdev', 'nbdev'), ('ray', 'ray'), ('weight_merging.report', 'weight_merging')]
+DEV = {'execnb', 'nbdev', 'ray'}  # only needed for development (ray: also the optional extra weight_merging[ray]); checked when installed
 
 def locked() -> dict:
     "Distribution name (normalized) -> version pinned in the lock."

@@ -23,6 +23,26 @@ from .zoo import _load_zoo_data
 __all__ = ['TrainResult', 'train_population', 'train_model', 'history_gif', 'shard_chunks', 'build_zoo', 'assemble_zoo',
            'merge_shards', 'wm_zoo']
 
+# %% ../nbs/00a_build.ipynb #36e233de
+def _own_images(specs: Sequence[ModelSpec], splits: dict, split: str, device='cpu') -> tuple:
+    "Each model's `split` images (its replica's split, its classes) as one row of indices padded to a common length, and the mask of the real ones."
+    rows = [splits[s.replica].indices(split, s.classes).cpu() for s in specs]
+    idx, mask = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long), torch.zeros(len(rows), max(map(len, rows)), dtype=torch.bool)
+    for i, r in enumerate(rows): idx[i, :len(r)], mask[i, :len(r)] = r, True
+    return idx.to(device), mask.to(device)
+
+# %% ../nbs/00a_build.ipynb #1ca2320a
+@torch.no_grad()
+def _score_own(vec, act: str, data: MNISTData, idx, mask, confusion=False, block=16) -> tuple:
+    "10-way accuracy (%), mean cross-entropy and (optionally) 10×10 confusion of each of M CNNs `vec` on its own images `idx[m][mask[m]]`."
+    M, L = idx.shape
+    lg = torch.cat([cnn_forward(vec, data.x[idx[:, j:j + block]], act) for j in range(0, L, block)], 1).float()  # (M, L, 10); small blocks keep the activations in cache
+    y, pred, cnt = data.y[idx], lg.argmax(-1), mask.sum(1)
+    acc = 100. * ((pred == y) & mask).sum(1) / cnt
+    loss = (F.cross_entropy(lg.transpose(1, 2), y, reduction='none') * mask).sum(1) / cnt
+    conf = torch.bincount((torch.arange(M, device=y.device)[:, None] * 100 + y * 10 + pred)[mask], minlength=M * 100).view(M, 10, 10).cpu().numpy() if confusion else None
+    return acc.cpu().numpy(), loss.cpu().numpy(), conf
+
 # %% ../nbs/00a_build.ipynb #625f244b
 @dataclass
 class TrainResult:
@@ -45,43 +65,41 @@ def train_population(specs: Sequence[ModelSpec], data: MNISTData, cfg: TrainConf
     n = len(tr_rows[0])
     if any(len(r) != n for r in tr_rows): raise ValueError("experiences of one population need equal training sets (use a balanced split)")
     tr_idx = torch.stack(tr_rows).to(device)
+    val, test = (_own_images(specs, splits, k, device) for k in ('val', 'test'))
     gens = [torch.Generator().manual_seed(s.data_seed()) for s in specs]
     w = torch.stack([model_to_vec(ZooCNN(s.activation, s.init, s.seed)) for s in specs]).to(device)
     params = {k: nn.Parameter(v.contiguous()) for k, v in vec_to_params(w).items()}
     steps = math.ceil(n / cfg.batch_size)
-    opt = torch.optim.Adam(params.values(), lr=cfg.base_lr)
+    opt = torch.optim.Adam(params.values(), lr=cfg.base_lr, foreach=True)
     sched = torch.optim.lr_scheduler.CyclicLR(opt, cfg.base_lr, cfg.max_lr, step_size_up=max(1, round(cfg.cycle_epochs*steps)), cycle_momentum=False)
     alive = list(range(M))  # population row -> spec index
     hist = {k: np.full((M, cfg.epochs), np.nan, np.float32) for k in ('train_loss', 'val_acc', 'test_acc', 'test_loss')}
     hist['confusion'] = np.zeros((M, cfg.epochs, 10, 10), np.int32)
     ckpt, stop, prev, stag = [dict() for _ in specs], [cfg.epochs]*M, [None]*M, [0]*M
-    def score(vec, split):  # each replica's models on its own split's images (the test images are shared)
-        rep, cls = np.array([specs[j].replica for j in alive]), [specs[j].classes for j in alive]
-        return pd.concat([score_cnns(vec[torch.as_tensor(rep == r)], act, sd, [c for c, q in zip(cls, rep) if q == r], split, confusion=True)
-                          .set_index(np.nonzero(rep == r)[0]) for r, sd in splits.items() if (rep == r).any()]).sort_index()
     for ep in range(1, cfg.epochs + 1):
-        perms = torch.stack([torch.randperm(n, generator=gens[j]) for j in alive]).to(device)
+        rows = torch.as_tensor(alive, device=device)
+        order = tr_idx[rows].gather(1, torch.stack([torch.randperm(n, generator=gens[j]) for j in alive]).to(device))  # this epoch's images, per model
         ep_loss = torch.zeros(len(alive), device=device)
         for s in range(steps):
-            rows = torch.arange(len(alive), device=device)
-            ib = tr_idx[torch.as_tensor(alive, device=device)][rows[:, None], perms[:, s*cfg.batch_size:(s + 1)*cfg.batch_size]]
+            ib = order[:, s*cfg.batch_size:(s + 1)*cfg.batch_size]
             logits = cnn_forward(params, data.x[ib], act, cfg.dropout)
             l = F.cross_entropy(logits.flatten(0, 1), data.y[ib].flatten(), reduction='none').view(ib.shape).mean(1)
             opt.zero_grad(set_to_none=True); l.sum().backward(); opt.step(); sched.step()
             ep_loss += l.detach()*ib.shape[1]
         vec = params_to_vec({k: p.detach() for k, p in params.items()})
-        vacc, te = score(vec, 'val').acc.to_numpy(), score(vec, 'test')
-        tacc, tloss, conf = te.acc.to_numpy(), te.loss.to_numpy(), te.confusion.to_numpy()
+        vacc, _, _ = _score_own(vec, act, data, *(t[rows] for t in val))
+        tacc, tloss, conf = _score_own(vec, act, data, *(t[rows] for t in test), confusion=True)
+        ep_loss, vecs = ep_loss.cpu().numpy(), vec.float().cpu().numpy()
         keep = []
         for r, j in enumerate(alive):
             va = float(vacc[r])
-            hist['train_loss'][j, ep-1] = float(ep_loss[r])/n; hist['val_acc'][j, ep-1] = va
-            hist['test_acc'][j, ep-1] = float(tacc[r]); hist['test_loss'][j, ep-1] = float(tloss[r]); hist['confusion'][j, ep-1] = conf[r]
+            hist['train_loss'][j, ep-1] = ep_loss[r]/n; hist['val_acc'][j, ep-1] = va
+            hist['test_acc'][j, ep-1] = tacc[r]; hist['test_loss'][j, ep-1] = tloss[r]; hist['confusion'][j, ep-1] = conf[r]
             stag[j] = stag[j] + 1 if prev[j] is not None and abs(va - prev[j]) <= cfg.margin else 0
             prev[j] = va
             done = ep == cfg.epochs or (ep >= cfg.min_epochs and stag[j] >= cfg.patience)
             b = bin_of(ep, cfg.bins)
-            if b is not None and (ep == b or done): ckpt[j][b] = (ep, vec[r].float().cpu().numpy().copy())
+            if b is not None and (ep == b or done): ckpt[j][b] = (ep, vecs[r].copy())
             if done: stop[j] = ep
             else: keep.append(r)
         if not keep: break
@@ -135,18 +153,40 @@ def _save_chunk(path, results: list[TrainResult], epochs: int):
     atomic_write(path, write)
 
 # %% ../nbs/00a_build.ipynb #a98241be
-def _train_chunk(args):
-    "Worker: train one chunk on one thread and write its file."
+def _run_chunk(args):
+    "Train chunk `i` of a zoo configuration on `threads` threads: (i, its `TrainResult`s, seconds)."
     cfg_dict, i, out, device, threads = args
     cfg = ZooConfig.from_dict(cfg_dict)
     torch.set_num_threads(threads)
     data = _load_zoo_data(cfg, cfg_dict.get('_mnist_dir'), cfg_dict.get('_download', False)).to(device)
-    chunk = zoo_chunks(cfg)[i]
     t = time.time()
-    res = train_population(chunk, data, cfg.train, device)
-    _save_chunk(_chunk_path(out, i), res, cfg.train.epochs)
-    return i, len(chunk), sum(len(r.history['val_acc']) for r in res), time.time() - t
+    return i, train_population(zoo_chunks(cfg)[i], data, cfg.train, device), time.time() - t
 
+def _write_chunk(args, i, res, seconds):
+    "Write chunk `i`'s file; (i, models, model-epochs, seconds) for the summary."
+    _save_chunk(_chunk_path(args[2], i), res, args[0]['train']['epochs'])
+    return i, len(res), sum(len(r.history['val_acc']) for r in res), seconds
+
+def _train_chunk(args):
+    "Worker: train one chunk on one thread and write its file."
+    return _write_chunk(args, *_run_chunk(args))
+
+# %% ../nbs/00a_build.ipynb #b7f3b24e
+def _ray_chunks(address: str, args: list, num_cpus: int):
+    "Train chunks as Ray tasks, one per chunk, on cluster `address` ('auto', or 'local': start one with `num_cpus` CPUs); write each file here as it arrives."
+    ray = require('ray', "the Ray backend (wm-zoo --ray; install it with pip install 'weight_merging[ray]')")
+    started = not ray.is_initialized()
+    if started:
+        try: ray.init(**(dict(num_cpus=num_cpus) if address == 'local' else dict(address=address)), include_dashboard=False, log_to_driver=False)
+        except Exception as e: raise ValueError(f"--ray {address}: no Ray cluster to join there ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}); give a cluster's address, 'auto' for the one running here, or 'local'") from None
+    try:
+        task, todo = ray.remote(num_cpus=1)(_run_chunk), {}
+        for a in args: todo[task.remote(a)] = a
+        while todo:
+            (ref,), _ = ray.wait(list(todo), num_returns=1)
+            yield _write_chunk(todo.pop(ref), *ray.get(ref))
+    finally:
+        if started: ray.shutdown()
 
 # %% ../nbs/00a_build.ipynb #c66ab785
 def shard_chunks(n_chunks: int, i: int, n: int) -> list[int]:
@@ -155,8 +195,8 @@ def shard_chunks(n_chunks: int, i: int, n: int) -> list[int]:
 
 # %% ../nbs/00a_build.ipynb #8d4a358c
 def build_zoo(cfg: ZooConfig, out, shard=(0, 1), workers=None, device='cpu', mnist_dir=None, download=False,
-              progress=True, assemble=True) -> dict:
-    "Train every missing chunk of shard `shard` = (i, n) of zoo `cfg` into folder `out`; returns a summary."
+              progress=True, assemble=True, ray: str = None) -> dict:
+    "Train every missing chunk of shard `shard` = (i, n) of zoo `cfg` into folder `out` (locally, or as Ray tasks on cluster `ray`); returns a summary."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     cfg_file, cd = out/'config.json', cfg.to_dict()
     if cfg_file.exists():
@@ -167,14 +207,16 @@ def build_zoo(cfg: ZooConfig, out, shard=(0, 1), workers=None, device='cpu', mni
     if not 0 <= si < sn: raise ValueError(f"shard {si}/{sn}: need 0 <= i < n")
     chunks = zoo_chunks(cfg)
     mine = shard_chunks(len(chunks), si, sn)
-    todo = [i for i in mine if not _chunk_path(out, i).exists()]
-    if device != 'cpu': workers = 1
+    todo = sorted((i for i in mine if not _chunk_path(out, i).exists()), key=lambda i: -len(chunks[i]) * len(chunks[i][0].classes))  # biggest first
+    if device != 'cpu' and not ray: workers = 1
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     args = [({**cd, '_mnist_dir': mnist_dir and str(mnist_dir), '_download': download}, i, str(out), device, 1) for i in todo]
     t0, done_models, model_epochs = time.time(), 0, 0
     from tqdm.auto import tqdm
     bar = tqdm(total=sum(len(chunks[i]) for i in todo), unit='model', desc=f'zoo {cfg.name}', disable=not progress)
-    if workers == 1:
+    if ray and args:
+        for _, m, me, _ in _ray_chunks(ray, args, workers): done_models += m; model_epochs += me; bar.update(m)
+    elif workers == 1:
         prev = torch.get_num_threads()
         try:
             for a in args:
@@ -187,7 +229,7 @@ def build_zoo(cfg: ZooConfig, out, shard=(0, 1), workers=None, device='cpu', mni
                 done_models += m; model_epochs += me; bar.update(m)
     bar.close()
     summary = dict(chunks=len(mine), trained_chunks=len(todo), skipped_chunks=len(mine) - len(todo), trained_models=done_models,
-                   model_epochs=model_epochs, seconds=time.time() - t0, workers=workers)
+                   model_epochs=model_epochs, seconds=time.time() - t0, workers=workers, **({'ray': ray} if ray else {}))
     if assemble and sn == 1: summary['zoo'] = assemble_zoo(out)
     return summary
 
@@ -254,6 +296,7 @@ def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
            merge: str = None,  # comma-separated shard folders to join into --out instead of training
            workers: int = None,  # training processes (default: every CPU core; 1 on a GPU)
            device: str = 'cpu',  # cpu or cuda
+           ray: str = None,  # train the chunks as Ray tasks: a cluster address, 'auto' (the running cluster) or 'local' (start one here with --workers CPUs)
            data: str = None,  # digits (shipped) or mnist (full, needs --mnist_dir); default: the preset's
            mnist_dir: str = None,  # folder holding MNIST/raw for data=mnist
            domain: str = None,  # image domain: none, rot90, rot180, rot270, hflip, vflip, invert, any rotation rotA, or several joined by '+' (default: none)
@@ -282,7 +325,7 @@ def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
             s = dict(trained_models=0, skipped_chunks=0)
         else:
             si, sn = _parse_shard(shard) if shard else (0, 1)
-            s = build_zoo(cfg, out, (si, sn), workers, device, mnist_dir, download, progress=not quiet)
+            s = build_zoo(cfg, out, (si, sn), workers, device, mnist_dir, download, progress=not quiet, ray=ray)
             stats = s.get('zoo')
             if stats and csv: write_zoo_csv(load_zoo(out), out/'zoo.csv')
         if stats: atomic_write(out/'summary.json', lambda p: p.write_text(json.dumps(dict(

@@ -131,6 +131,11 @@ def params_to_vec(params: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([params[k].reshape(*lead, -1) for k in LAYERS], -1)
 
 # %% ../nbs/00_zoo.ipynb #4b6cc0b8
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    "`t` in channels-last memory, the fast layout of these small grouped convolutions on CPU; as it is inside `torch.func` transforms, which lack that layout."
+    try: return t.contiguous(memory_format=torch.channels_last)
+    except RuntimeError: return t
+
 def cnn_forward(params,  # (M, 2464) parameter vectors, or a dict of stacked layer tensors (M, *shape)
                 x: torch.Tensor,  # images shared by all M CNNs (n, 1, 28, 28), or each CNN's own (M, n, 1, 28, 28)
                 activation: str = 'relu',
@@ -143,14 +148,15 @@ def cnn_forward(params,  # (M, 2464) parameter vectors, or a dict of stacked lay
         raise ValueError(f"expected images (n, 1, 28, 28) or ({M}, n, 1, 28, 28), got {tuple(x.shape)}")
     drop = (lambda h: F.dropout(h, dropout)) if dropout else (lambda h: h)
     W1, b1 = P['conv1.weight'].reshape(M * 8, 1, 5, 5), P['conv1.bias'].reshape(-1)
+    cl = _channels_last
     if x.dim() == 4 and not torch.is_grad_enabled():  # conv1 at the 4 offsets of each pooling window as one product, then the max
         U = F.unfold(x, 5).transpose(1, 2).reshape(n, 12, 2, 12, 2, 25).permute(2, 4, 0, 1, 3, 5).reshape(4, n * 144, 25)
         h = (U @ W1.reshape(M * 8, 25).T).amax(0).view(n, 12, 12, M * 8).permute(0, 3, 1, 2) + b1.reshape(1, -1, 1, 1)
-    elif x.dim() == 4: h = F.max_pool2d(F.conv2d(x, W1, b1), 2)  # with gradients: max_pool2d's choice among ties, as in ZooCNN
-    else: h = F.max_pool2d(F.conv2d(x.transpose(0, 1).reshape(n, M, 28, 28), W1, b1, groups=M), 2)
-    h1 = drop(act(h))  # (n, M*8, 12, 12): CNN m's channels are 8m … 8m+7
-    h2 = drop(act(F.max_pool2d(F.conv2d(h1, P['conv2.weight'].reshape(M * 6, 8, 5, 5), P['conv2.bias'].reshape(-1), groups=M), 2)))
-    h3 = drop(act(F.conv2d(h2, P['conv3.weight'].reshape(M * 4, 6, 2, 2), P['conv3.bias'].reshape(-1), groups=M)).reshape(n, M, 36).transpose(0, 1))
+    elif x.dim() == 4: h = F.max_pool2d(cl(F.conv2d(x, cl(W1), b1)), 2)  # with gradients: max_pool2d's choice among ties, as in ZooCNN
+    else: h = F.max_pool2d(F.conv2d(cl(x.reshape(M, n, 28, 28).transpose(0, 1)), cl(W1), b1, groups=M), 2)
+    h1 = drop(act(h))  # (n, M*8, 12, 12), channels-last: CNN m's channels are 8m … 8m+7
+    h2 = drop(act(F.max_pool2d(F.conv2d(h1, cl(P['conv2.weight'].reshape(M * 6, 8, 5, 5)), P['conv2.bias'].reshape(-1), groups=M), 2)))
+    h3 = drop(act(F.conv2d(h2, cl(P['conv3.weight'].reshape(M * 4, 6, 2, 2)), P['conv3.bias'].reshape(-1), groups=M).reshape(n, M, 36).transpose(0, 1)))
     h4 = drop(act(torch.baddbmm(P['fc1.bias'][:, None], h3, P['fc1.weight'].transpose(1, 2))))
     out = torch.baddbmm(P['fc2.bias'][:, None], h4, P['fc2.weight'].transpose(1, 2))
     if not hidden: return out
