@@ -36,31 +36,7 @@ def matmul_peak(threads: int, n: int = 2048, seconds: float = 2.) -> float:
     return best
 
 # ---- the previous trainer, verbatim (commit 49c088e), as the baseline ----
-def old_cnn_forward(params,  # (M, 2464) parameter vectors, or a dict of stacked layer tensors (M, *shape)
-                x: torch.Tensor,  # images shared by all M CNNs (n, 1, 28, 28), or each CNN's own (M, n, 1, 28, 28)
-                activation: str = 'relu',
-                dropout: float = 0.,  # dropout after every hidden activation (training only)
-                hidden: bool = False):  # also return the input of conv2, conv3, fc1 and fc2 of each CNN
-    "Logits (M, n, 10) of M zoo CNNs, the `ZooCNN` forward pass batched over models; differentiable."
-    P = vec_to_params(params) if isinstance(params, torch.Tensor) else params
-    act, M, n = ACT_FNS[check_activation(activation)], len(P['conv1.bias']), x.shape[-4]
-    if x.shape[-3:] != (1, 28, 28) or x.dim() not in (4, 5) or (x.dim() == 5 and len(x) != M):
-        raise ValueError(f"expected images (n, 1, 28, 28) or ({M}, n, 1, 28, 28), got {tuple(x.shape)}")
-    drop = (lambda h: F.dropout(h, dropout)) if dropout else (lambda h: h)
-    W1, b1 = P['conv1.weight'].reshape(M * 8, 1, 5, 5), P['conv1.bias'].reshape(-1)
-    if x.dim() == 4 and not torch.is_grad_enabled():  # conv1 at the 4 offsets of each pooling window as one product, then the max
-        U = F.unfold(x, 5).transpose(1, 2).reshape(n, 12, 2, 12, 2, 25).permute(2, 4, 0, 1, 3, 5).reshape(4, n * 144, 25)
-        h = (U @ W1.reshape(M * 8, 25).T).amax(0).view(n, 12, 12, M * 8).permute(0, 3, 1, 2) + b1.reshape(1, -1, 1, 1)
-    elif x.dim() == 4: h = F.max_pool2d(F.conv2d(x, W1, b1), 2)  # with gradients: max_pool2d's choice among ties, as in ZooCNN
-    else: h = F.max_pool2d(F.conv2d(x.transpose(0, 1).reshape(n, M, 28, 28), W1, b1, groups=M), 2)
-    h1 = drop(act(h))  # (n, M*8, 12, 12): CNN m's channels are 8m … 8m+7
-    h2 = drop(act(F.max_pool2d(F.conv2d(h1, P['conv2.weight'].reshape(M * 6, 8, 5, 5), P['conv2.bias'].reshape(-1), groups=M), 2)))
-    h3 = drop(act(F.conv2d(h2, P['conv3.weight'].reshape(M * 4, 6, 2, 2), P['conv3.bias'].reshape(-1), groups=M)).reshape(n, M, 36).transpose(0, 1))
-    h4 = drop(act(torch.baddbmm(P['fc1.bias'][:, None], h3, P['fc1.weight'].transpose(1, 2))))
-    out = torch.baddbmm(P['fc2.bias'][:, None], h4, P['fc2.weight'].transpose(1, 2))
-    if not hidden: return out
-    per_cnn = lambda h, c, s: h.reshape(n, M, c, s, s).transpose(0, 1)
-    return out, {'conv2': per_cnn(h1, 8, 12), 'conv3': per_cnn(h2, 6, 4), 'fc1': h3, 'fc2': h4}
+from cnn_throughput import old_cnn_forward  # the previous cnn_forward, verbatim (49c088e): one copy, kept in cnn_throughput.py
 
 
 def old_train_population(specs: Sequence[ModelSpec], data: MNISTData, cfg: TrainConfig = None, device='cpu') -> list[TrainResult]:
