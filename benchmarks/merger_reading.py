@@ -19,7 +19,8 @@ an inversion), built first with
         --extra vflip=runs/domains/test-vflip,rot30+invert=runs/domains/test-rot30+invert
 
 `--extra NAME=ZOO,...` also scores fresh zoos of other unseen domains (e.g. `wm-zoo --preset quick --replicas 100
---domain vflip`). The rotated-by-90° shifted zoo and the extras are domains no merger trained on.
+--domain vflip`) or of unseen θ0 (`theta0=ZOO` of `wm-zoo --preset quick --seeds 6,7`); with `--rescore`, finished settings
+are scored on the extras they lack (a run folder that is gone is trained again from the recorded configuration and seed). The rotated-by-90° shifted zoo and the extras are domains no merger trained on.
 
 Each (setting, seed) writes nbs/results/reading/SETTING-seedS.json atomically and is skipped when that file exists; an
 interrupted training resumes from its last.pt. `--table` joins the files into nbs/results/reading/table.csv.
@@ -45,6 +46,10 @@ SETTINGS = {  # name -> MergerConfig overrides on top of the quick study's train
     'unit_mix': dict(model=dict(output='unit_mix'), losses='layerwise_mse=0.1'),      # two coefficients per CNN unit mix the parents
     'pair_mix': dict(model=dict(output='pair_mix'), losses='layerwise_mse=0.1'),      # two per (unit, input channel) pair
     'pair_mix_bounded': dict(model=dict(output='pair_mix', mix_bounded=True), losses='layerwise_mse=0.1'),  # ... each in (0, 1)
+    # task vectors (03_transformer's `task_vectors`): the encoders read θ − θ0 and the output is written around the parents' θ0
+    'task_weights': dict(model=dict(task_vectors=True)),                                                    # θ0 + decode(z)
+    'task_unit_mix': dict(model=dict(output='unit_mix', task_vectors=True), losses='layerwise_mse=0.1'),  # θ0 + a⊙τ1 + b⊙τ2 per unit
+    'task_pair_mix': dict(model=dict(output='pair_mix', task_vectors=True), losses='layerwise_mse=0.1'),  # ... per kernel (starts as task arithmetic)
 }
 DOMAIN_EPOCHS = STUDY_PRESETS['domains']['train_overrides']['epochs']  # 12: 8 zoos' triples an epoch, about 2.4x the steps of EPOCHS on one zoo
 for _k in list(SETTINGS): SETTINGS[f'{_k}+domains'] = {**SETTINGS[_k], 'epochs': DOMAIN_EPOCHS, '_domains': TRAIN_DOMAINS}
@@ -62,9 +67,12 @@ def config(name, seed, run, domains_dir=None):
     return cfg
 
 
-def one(name, seed, run, shifted, work, domains_dir=None, extra=None):
+def one(name, seed, run, shifted, work, domains_dir=None, extra=None, rescore=False):
     f = OUT/f'{name}-seed{seed}.json'
-    if f.exists(): print(f'{f}: done'); return
+    if f.exists():
+        old = json.loads(f.read_text()); missing = {k: z for k, z in (extra or {}).items() if k not in old['sets']}
+        if not (rescore and missing): print(f'{f}: done'); return
+        return add_sets(old, f, name, seed, run, work, domains_dir, missing)
     cfg = config(name, seed, run, domains_dir); mdir = Path(work)/f'{name}-seed{seed}'
     sj, norm = mdir/'summary.json', lambda d: json.loads(json.dumps(d))
     if sj.exists() and norm(json.loads(sj.read_text())['config']) == norm(cfg.to_dict()):  # trained to the end before: its own record of the time
@@ -80,18 +88,39 @@ def one(name, seed, run, shifted, work, domains_dir=None, extra=None):
                config=cfg.to_dict(), shifted_domain=zoos['shifted'].config['domain'], command=' '.join(sys.argv), sets={},
                domains={w: z.config.get('domain', 'none') for w, z in zoos.items()})
     t = time.time()
-    for w, z in zoos.items():
-        e = evaluate(z, tr[w], [ms[0], m] + ms[1:], zoo_data(z), None, bootstrap=200)
-        s = e.summary.set_index(['method', 'metric'])
-        col = e.collapse.set_index('method')
-        res['sets'][w] = dict(n=int(len(tr[w])), n_comb=int(e.triples.c3.nunique()),
-                              **{f'{mm}|{k}|{met}': round(float(s.loc[(mm, met), k]), 3) for mm in METHODS for met in ('id_acc', 'ood_acc') for k in ('mean', 'lo', 'hi')},
-                              **{f'{mm}|collapse': round(float(col.collapse[mm]), 4) for mm in METHODS if mm in col.index})
+    for w, z in zoos.items(): res['sets'][w] = score_set(z, tr[w], [ms[0], m] + ms[1:])
     res['eval_s'] = round(time.time() - t, 1)
     res.update(run_provenance())
     OUT.mkdir(parents=True, exist_ok=True)
     atomic_write(f, lambda p: p.write_text(json.dumps(res, indent=1)))
     print(json.dumps({k: res[k] for k in ('setting', 'seed', 'train_s')}), {w: res['sets'][w]['merger|mean|id_acc'] for w in res['sets']})
+
+
+def add_sets(res, f, name, seed, run, work, domains_dir, extra):
+    "Score a finished (setting, seed) on further zoos; a run folder that is gone is trained again from the recorded configuration and seed."
+    cfg = config(name, seed, run, domains_dir); mdir = Path(work)/f'{name}-seed{seed}'
+    if not (mdir/'best.pt').exists() or json.loads((mdir/'config.json').read_text()) != json.loads(json.dumps(cfg.to_dict())):
+        train_merger(cfg, mdir, resume=True, progress=False); res['retrained_for'] = sorted(extra)
+    own = load_zoo(Path(run)/'zoo', mmap=False)
+    tr = fold_triples(own, load_zoo(Path(run)/'zoo-fresh', mmap=False), replace(cfg, zoo=str(Path(run)/'zoo')))
+    ms, _ = baseline_methods(own, tr['val'], zoo_data(own), data_methods=False, continual=())
+    m = merger_from_run(mdir).method(); m.name = 'merger'
+    for k, zp in extra.items():
+        z = load_zoo(zp, mmap=False); t = fold_triples(own, z, cfg)['fresh']
+        res['sets'][k] = score_set(z, t, [ms[0], m] + ms[1:]); res.setdefault('domains', {})[k] = z.config.get('domain', 'none')
+    res['rescore_command'] = ' '.join(sys.argv)
+    atomic_write(f, lambda p: p.write_text(json.dumps(res, indent=1)))
+    print(json.dumps({k: res[k] for k in ('setting', 'seed')}), {w: res['sets'][w]['merger|mean|id_acc'] for w in extra})
+
+
+def score_set(z, triples, methods):
+    "The merger's and the references' mean ID and OOD accuracy (with intervals) and collapse on `triples` of zoo `z`."
+    e = evaluate(z, triples, methods, zoo_data(z), None, bootstrap=200)
+    s = e.summary.set_index(['method', 'metric'])
+    col = e.collapse.set_index('method')
+    return dict(n=int(len(triples)), n_comb=int(e.triples.c3.nunique()),
+                **{f'{mm}|{k}|{met}': round(float(s.loc[(mm, met), k]), 3) for mm in METHODS for met in ('id_acc', 'ood_acc') for k in ('mean', 'lo', 'hi')},
+                **{f'{mm}|collapse': round(float(col.collapse[mm]), 4) for mm in METHODS if mm in col.index})
 
 
 def table():
@@ -140,10 +169,11 @@ if __name__ == '__main__':
     ap.add_argument('--extra', default='', help='NAME=ZOO,... fresh zoos of further unseen image domains to score')
     ap.add_argument('--threads', type=int, default=None)
     ap.add_argument('--table', action='store_true', help='join the result files into table.csv')
+    ap.add_argument('--rescore', action='store_true', help='score finished settings on the --extra zoos they lack (training a run folder again if it is gone)')
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     if a.table: table(); sys.exit()
     names = [n for n in SETTINGS if not n.endswith('+domains')] if a.setting == 'all' else a.setting.split(',')
     if bad := [n for n in names if n not in SETTINGS]: sys.exit(f"unknown settings {bad}; valid: {', '.join(SETTINGS)}")
     extra = dict(kv.split('=', 1) for kv in a.extra.split(',') if kv)
-    for n in names: one(n, a.seed, a.run, a.shifted or Path(a.run)/'zoo-shifted', a.work, a.domains, extra)
+    for n in names: one(n, a.seed, a.run, a.shifted or Path(a.run)/'zoo-shifted', a.work, a.domains, extra, a.rescore)

@@ -208,11 +208,13 @@ class Merger:
 # %% ../nbs/06c_report.ipynb #7c9ae85a
 def merger_from_model(model, std, zoo=None, scenario=None, name: str = 'merger') -> Merger:
     "A `Merger` from a trained `TransformerAE` and its `LayerStandardizer`: predictions, neck codes, and the standardized MSE as its loss."
-    def predict(w1, w2, ctx): return merger_predict(model, std, w1, w2)
+    tv = model.cfg.task_vectors  # a task-vector merger reads the parents' shared θ0 (ctx.theta0) as well
+    def predict(w1, w2, ctx): return merger_predict(model, std, w1, w2, ctx.theta0 if tv else None)
     @torch.no_grad()
     def encode(w1, w2, ctx):
         dev = next(model.parameters()).device
-        return model.fuse(model.encode(std.transform(w1.to(dev)), 0), model.encode(std.transform(w2.to(dev)), 1)).float().cpu()
+        t0 = std.transform(ctx.theta0.to(dev)) if tv else 0.
+        return model.fuse(model.encode(std.transform(w1.to(dev)) - t0, 0), model.encode(std.transform(w2.to(dev)) - t0, 1)).float().cpu()
     def loss(w1, w2, w3, ctx): return ((std.transform(w3) - std.transform(ctx.target)) ** 2).mean(1)  # layer-wise standardized MSE
     return Merger(predict, loss, encode, name, zoo, scenario)
 

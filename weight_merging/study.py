@@ -23,9 +23,9 @@ from .report import baseline_methods, write_report, load_result, merger_from_run
 
 # %% auto #0
 __all__ = ['TRAIN_DOMAINS', 'STUDY_PRESETS', 'CNN_SETS', 'EVAL_DEFAULTS', 'READING_NOTE', 'eval_settings', 'fold_config',
-           'fold_triples', 'StageLog', 'zoo_stage', 'eval_fold', 'pool_study', 'method_stats', 'study_headline',
-           'versus', 'reading_table', 'headline_markdown', 'study_report', 'compare_results', 'same_run', 'run_study',
-           'wm_run']
+           'fold_triples', 'StageLog', 'zoo_stage', 'bounded_zoo', 'eval_fold', 'pool_study', 'method_stats',
+           'study_headline', 'versus', 'reading_table', 'headline_markdown', 'training_times', 'study_report',
+           'compare_results', 'same_run', 'run_study', 'parse_eval', 'wm_run']
 
 # %% ../nbs/07_study.ipynb #017c7643
 _QUICK_EVAL = dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=6, cl_sample=3, n_fisher=64)
@@ -52,7 +52,8 @@ CNN_SETS = {'own': 'training-zoo CNNs', 'fresh': 'fresh CNNs', 'shifted': 'fresh
 
 # %% ../nbs/07_study.ipynb #07e99047
 EVAL_DEFAULTS = dict(steps=(0, 50, 100, 200, 500), epochs=3, eval_every=50, ft_sample=None, cl_sample=8, cl_epochs=3,
-                     continual=CL_STRATEGIES, n_fisher=128, max_per_class=None, bootstrap=1000, seed=0)  # what an evaluation entry may set
+                     continual=CL_STRATEGIES, n_fisher=128, max_per_class=None, bootstrap=1000, seed=0,
+                     max_triples=None)  # what an evaluation entry may set; max_triples: held-out triples per kind of CNNs at most (a seeded random sample; None: all)
 
 def eval_settings(entry: dict) -> dict:
     "The full evaluation settings of a `STUDY_PRESETS` entry (unknown keys are an error)."
@@ -121,6 +122,17 @@ def zoo_stage(st: StageLog, name: str, cfg, zdir, log: Callable, **kwargs) -> Pa
     st.finish(name, cfg.to_dict(), time.time() - t, models=(s.get('zoo') or {}).get('models'))
     return zdir
 
+# %% ../nbs/07_study.ipynb #cea1d581
+def bounded_zoo(cfg, epochs: int | None):
+    "Zoo `cfg` with its CNNs trained for at most `epochs` epochs (its checkpoint bins scaled to fit); `None` leaves it as it is."
+    from dataclasses import replace
+    if epochs is None or epochs >= cfg.train.epochs: return cfg
+    if epochs < 1: raise ValueError(f"a bounded zoo trains at least one epoch, got zoo_epochs={epochs}")
+    t = cfg.train
+    bins = tuple(sorted({max(1, min(epochs, round(b * epochs / t.epochs))) for b in t.bins}))
+    return replace(cfg, train=replace(t, epochs=epochs, bins=bins, min_epochs=bins[0], cycle_epochs=min(t.cycle_epochs, max(epochs / 2, 0.5))))
+
+
 # %% ../nbs/07_study.ipynb #c2e6ede1
 def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run folder of this fold
               cfg: MergerConfig, es: dict,  # the fold's training config; evaluation settings (`eval_settings`)
@@ -139,6 +151,9 @@ def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run fol
     ms = ms[:1] + mergers + ms[1:]
     ft = FinetuneConfig(steps=tuple(es['steps']), epochs=es['epochs'], eval_every=es['eval_every'], sample=es['ft_sample'], seed=es['seed'])
     res = {}
+    k = es.get('max_triples')
+    for w in [w for w in loaded if k and len(tr[w]) > k]:  # a seeded random sample of the held-out triples
+        tr[w] = tr[w][np.sort(np.random.default_rng(es['seed']).choice(len(tr[w]), k, replace=False))]
     for which, z in loaded.items():  # each zoo's CNNs on the images of its own domain
         r = evaluate(z, tr[which], ms, data if which == 'own' else zoo_data(z, mnist_dir), ft, es['max_per_class'], es['seed'], es['bootstrap'], progress=progress)
         r.tuning = tuning
@@ -255,6 +270,22 @@ def headline_markdown(res: dict) -> str:
     if h.empty: raise ValueError("these results hold no headline table")
     return md_table(h.fillna(''))
 
+# %% ../nbs/07_study.ipynb #03ec9706
+def training_times(out) -> dict:
+    "Per merger run of a run folder (`merger/foldF-seedS`): epochs, steps per epoch (run and unbounded), and the wall seconds of its steps and its validations."
+    import math
+    res = {}
+    for d in sorted((Path(out)/'merger').glob('fold*-seed*')):
+        if not (d/'summary.json').exists(): continue
+        s = json.loads((d/'summary.json').read_text()); c = s['config']
+        m = [json.loads(l) for l in (d/'metrics.jsonl').read_text().splitlines()] if (d/'metrics.jsonl').exists() else []
+        full = math.ceil(s['train_triples'] * (2 if c.get('both_orders', True) else 1) / c['batch_size'])
+        res[d.name] = dict(epochs=s['epochs_run'], steps_per_epoch=min(full, c.get('max_steps') or full), full_steps_per_epoch=full,
+                           train_triples=s['train_triples'], val_triples=s['val_triples'], seconds=round(s['seconds'], 1),
+                           step_seconds=round(sum(r.get('time/train_s', 0.) for r in m), 1), val_seconds=round(sum(r.get('time/val_s', 0.) for r in m), 1))
+    return res
+
+
 # %% ../nbs/07_study.ipynb #5b894dc0
 def study_report(out, preset: str, P: dict, folds, steps: int = 200) -> dict:
     "Pool the folds of a finished run folder and write its results.json, report.md and plot; returns the results."
@@ -274,6 +305,7 @@ def study_report(out, preset: str, P: dict, folds, steps: int = 200) -> dict:
                merger_vs_ensemble=vs, merger_seed_means=seeds, merger_seed_sd=round(max(sd), 3) if sd else None,
                reads_inputs=json.loads(reads.to_json(orient='records')),
                n_triples={k: int(mg[mg.cnns == k][['fold', 'triple']].drop_duplicates().shape[0]) for k in sets},
+               training_times=training_times(out),
                **run_provenance())
     atomic_write(out/'results.json', lambda p: p.write_text(json.dumps(res, indent=1, default=str)))
     plot = _plot(head, out, steps)
@@ -282,6 +314,8 @@ def study_report(out, preset: str, P: dict, folds, steps: int = 200) -> dict:
           f"Folds {list(folds)} of {P['folds']} over target combinations; merger seeds {list(P['seeds'])}; training zoo replicas {list(P['replicas'])}, fresh zoo replica(s) {list(P['fresh'])}"
           + (f"; the merger trains across image domains {['none', *P['train_domains']]} (training zoos of the same θ0s and digits)" if P.get('train_domains') else '')
           + (f"; shifted zoo: the fresh replica(s) on digits in domain {P['shift']!r}, never seen in training" if 'shifted' in sets else '') + '.', '',
+          *([f"**A bounded run** ({', '.join(f'{k} {v}' for k, v in P['bound'].items())}; evaluation {json.dumps(P['eval'])}): it proves that every stage works at this preset's scale; "
+              "its numbers are not the preset's results.", ''] if P.get('bound') else []),
           f"## ID accuracy (%) on C3's test images, held-out combinations", '',
           "Mean over combinations [95 % CI over combinations] (no interval below 5 combinations); for the merger, `± sd` over its seeds. "
           "† uses training images, ‡ not a single CNN, * the true C3 model (a reference).", '', headline_markdown(res), '',
@@ -332,12 +366,17 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
               folds=None,  # folds to run (default: the preset's `run_folds`; 'all' for every fold)
               seeds=None,  # merger seeds (default: the preset's)
               subtract: bool = False,  # also the subtraction study (`10_subtraction`) on the same zoos, into out/subtract
+              zoo_epochs: int | None = None,  # a bounded run: every zoo's CNNs train at most this many epochs (`bounded_zoo`)
+              epochs: int | None = None,  # a bounded run: merger training epochs (default: the preset's)
+              max_steps: int | None = None,  # a bounded run: merger optimizer steps per epoch at most
               progress: bool = True, log: Callable | None = print) -> dict:
     "Zoos (training, its other domains, fresh, shifted) -> one merger per fold and seed -> evaluation of each fold -> pooled report; finished stages are skipped."
     if preset not in STUDY_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
     log = log or (lambda *a: None)
     P = dict(STUDY_PRESETS[preset]); P['eval'] = {**P['eval'], **(eval or {})}
     if seeds is not None: P['seeds'] = tuple(seeds)
+    bound = {k: v for k, v in dict(zoo_epochs=zoo_epochs, epochs=epochs, max_steps=max_steps).items() if v is not None}
+    if bound: P['bound'] = bound; P['train_overrides'] = {**P.get('train_overrides', {}), **{k: bound[k] for k in ('epochs', 'max_steps') if k in bound}}
     fl = list(range(P['folds'])) if folds == 'all' or (folds is None and P['run_folds'] is None) else list(folds if folds is not None else P['run_folds'])
     if bad := [f for f in fl if not 0 <= f < P['folds']]: raise ValueError(f"folds {bad} out of range: preset {preset!r} has {P['folds']} folds")
     if P.get('shift') in P.get('train_domains', ()): raise ValueError(f"the shifted zoo's domain {P['shift']!r} must not be a training domain")
@@ -346,10 +385,10 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
         if preset not in SUBTRACT_PRESETS: raise ValueError(f"no subtraction study for preset {preset!r}; valid: {', '.join(SUBTRACT_PRESETS)}")
     out = Path(out or f'runs/{preset}'); out.mkdir(parents=True, exist_ok=True)
     st, kw = StageLog(out), dict(workers=workers, device=device, mnist_dir=mnist_dir, progress=progress)
-    zdir = zoo_stage(st, 'zoo', zoo_preset(P['zoo'], replicas=P['replicas']), out/'zoo', log, **kw)
-    fdir = zoo_stage(st, 'fresh zoo', zoo_preset(P['zoo'], replicas=P['fresh']), out/'zoo-fresh', log, **kw)
-    ddirs = [zoo_stage(st, f'domain zoo {d}', zoo_preset(P['zoo'], replicas=P['replicas'], domain=d), out/f'zoo-{d}', log, **kw) for d in P.get('train_domains', ())]
-    sdir = zoo_stage(st, 'shifted zoo', zoo_preset(P['zoo'], replicas=P['fresh'], domain=P['shift']), out/'zoo-shifted', log, **kw) if P.get('shift') else None
+    zdir = zoo_stage(st, 'zoo', bounded_zoo(zoo_preset(P['zoo'], replicas=P['replicas']), zoo_epochs), out/'zoo', log, **kw)
+    fdir = zoo_stage(st, 'fresh zoo', bounded_zoo(zoo_preset(P['zoo'], replicas=P['fresh']), zoo_epochs), out/'zoo-fresh', log, **kw)
+    ddirs = [zoo_stage(st, f'domain zoo {d}', bounded_zoo(zoo_preset(P['zoo'], replicas=P['replicas'], domain=d), zoo_epochs), out/f'zoo-{d}', log, **kw) for d in P.get('train_domains', ())]
+    sdir = zoo_stage(st, 'shifted zoo', bounded_zoo(zoo_preset(P['zoo'], replicas=P['fresh'], domain=P['shift']), zoo_epochs), out/'zoo-shifted', log, **kw) if P.get('shift') else None
     es = eval_settings(P['eval'])
     for f in fl:
         runs = {}
@@ -373,6 +412,20 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
     log(f"report: {out/'report.md'}  (results: {out/'results.json'})")
     return res
 
+# %% ../nbs/07_study.ipynb #7828aa2b
+def parse_eval(s: str | None) -> dict:
+    "Evaluation overrides from the command line, 'key=value,...' with integer values ('ft_sample=4,cl_sample=2'); keys are checked by `eval_settings`."
+    if not s: return {}
+    out = {}
+    for part in s.split(','):
+        k, eq, v = part.partition('=')
+        if not eq: raise ValueError(f"--eval takes key=value pairs separated by commas, got {part!r}")
+        try: out[k.strip()] = int(v)
+        except ValueError: raise ValueError(f"--eval {k.strip()}: an integer value, got {v!r}") from None
+    eval_settings(out)
+    return out
+
+
 # %% ../nbs/07_study.ipynb #f4c785e7
 @call_parse
 def wm_run(preset: str = 'quick',  # tiny, quick, domains, study, standard or paper
@@ -384,6 +437,10 @@ def wm_run(preset: str = 'quick',  # tiny, quick, domains, study, standard or pa
            mnist_dir: str = None,  # folder holding MNIST/raw, for presets on full MNIST
            wandb: str = 'disabled',  # W&B mode of the training stages: disabled, offline or online
            subtract: store_true = False,  # also the subtraction study (as wm-subtract) on the same zoos: out/subtract/report
+           zoo_epochs: int = None,  # a bounded run: every zoo CNN trains at most this many epochs
+           epochs: int = None,  # a bounded run: merger training epochs (default: the preset's)
+           max_steps: int = None,  # a bounded run: merger optimizer steps per epoch at most
+           eval: str = None,  # evaluation settings overriding the preset's, e.g. 'ft_sample=4,cl_sample=2' (integers; see EVAL_DEFAULTS)
            compare: str = None,  # a results.json (or its folder) to compare this run's headline with
            tol: float = None,  # agreement tolerance of --compare, points (default: 3 × the reference's merger seed sd, at least 1)
            quiet: store_true = False,  # no progress bars
@@ -393,8 +450,10 @@ def wm_run(preset: str = 'quick',  # tiny, quick, domains, study, standard or pa
         ints = lambda s, flag: [int(v) for v in s.split(',')] if s else None
         try: fl = 'all' if folds == 'all' else ints(folds, '--folds'); sd = ints(seeds, '--seeds')
         except ValueError: raise ValueError(f"--folds and --seeds take comma-separated integers (or --folds all), got {folds!r}, {seeds!r}") from None
+        ev = parse_eval(eval)
         t = time.time()
-        res = run_study(preset, out, workers, device, mnist_dir, wandb, folds=fl, seeds=sd, subtract=subtract, progress=not quiet, log=None if quiet else print)
+        res = run_study(preset, out, workers, device, mnist_dir, wandb, eval=ev, folds=fl, seeds=sd, subtract=subtract, zoo_epochs=zoo_epochs, epochs=epochs,
+                        max_steps=max_steps, progress=not quiet, log=None if quiet else print)
         out = Path(res['run'])
         print(f"wm-run --preset {preset}: finished in {time.time() - t:.0f} s (stages together {res['seconds']:.0f} s). Report: {out/'report.md'}")
         if compare:

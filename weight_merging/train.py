@@ -22,7 +22,7 @@ from .losses import CompositeLoss, LossContext, parse_loss_weights, fisher_rao, 
 
 # %% auto #0
 __all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'run_loss', 'setup_run', 'triple_info',
-           'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict',
+           'zoo_theta0', 'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict',
            'score_in_domains', 'reference_accuracies', 'distill_loss', 'ClassImages', 'composite_loss',
            'make_optimizer', 'probe_images', 'MergerTrainer', 'train_merger', 'wm_train', 'save_run_report']
 
@@ -49,6 +49,7 @@ class MergerConfig:
     clip_norm: float = 1.  # gradient clipping (Algorithm 1)
     both_orders: bool = True  # train on (C1, C2) and (C2, C1)
     permutations: int = 0  # permutation augmentation: 0 off, -1 fresh draws, n > 0 a bank of n
+    max_steps: int | None = None  # optimizer steps per epoch at most, each epoch a random part of the triples (a bounded run; default: every training triple once)
     eval_every: int = 1  # epochs between validation CNN accuracies
     diag_every: int = 5  # epochs between heavy diagnostics (spectra, persistence, mapper)
     diag_triples: int = 32  # validation triples in the heavy diagnostics
@@ -104,6 +105,8 @@ def setup_run(cfg: MergerConfig) -> RunSetup:
     loss = run_loss(cfg)
     model_cfg = transformer_preset(cfg.preset, **cfg.model)
     if model_cfg.mode != 'merge': raise ValueError("the merger trains mode='merge' models (two parents in)")
+    if model_cfg.task_vectors and cfg.permutations: raise ValueError("task_vectors with permutation augmentation is not supported: the shared θ0 would have to be permuted with the triple")
+    if cfg.max_steps is not None and cfg.max_steps < 1: raise ValueError(f"max_steps must be a positive number of steps per epoch (or None), got {cfg.max_steps}")
     paths = [p.strip() for p in str(cfg.zoo).split(',') if p.strip()]
     for p in paths or [cfg.zoo]:
         if not Path(p).exists(): raise FileNotFoundError(f"no zoo at {p}: build one first, e.g. `wm-zoo --preset quick --out {p}`")
@@ -128,6 +131,12 @@ def triple_info(zoo: Zoo, triples: torch.Tensor) -> dict:
     theta0 = {k: model_to_vec(ZooCNN(*k)) for k in set(zip(acts, inits, seeds))}
     return dict(c1=[zoo.classes(r) for r in rows[:, 0]], c2=[zoo.classes(r) for r in rows[:, 1]], c3=[zoo.classes(r) for r in rows[:, 2]],
                 activation=acts, theta0=torch.stack([theta0[k] for k in zip(acts, inits, seeds)]) if len(rows) else torch.zeros(0, N_PARAMS))
+def zoo_theta0(zoo: Zoo) -> tuple:
+    "The distinct initial weights θ0 of a zoo's rows, (K, 2464), and the index of each row's θ0 among them, (N,)."
+    m = zoo.meta; keys = list(zip(m.activation, m.init, m.seed.astype(int)))
+    uniq = list(dict.fromkeys(keys)); pos = {k: i for i, k in enumerate(uniq)}
+    return torch.stack([model_to_vec(ZooCNN(*k)) for k in uniq]), torch.tensor([pos[k] for k in keys])
+
 
 # %% ../nbs/05_train.ipynb #f5d56495
 def _w2_sorted(a, b):
@@ -254,12 +263,17 @@ def load_merger(run_dir, which: str = 'best', device='cpu'):
 
 # %% ../nbs/05_train.ipynb #9aa1f0bd
 @torch.no_grad()
-def predict(model: TransformerAE, std: LayerStandardizer, w1: torch.Tensor, w2: torch.Tensor, batch: int = 256) -> torch.Tensor:
+def predict(model: TransformerAE, std: LayerStandardizer, w1: torch.Tensor, w2: torch.Tensor,
+            theta0: torch.Tensor | None = None,  # (B, 2464) the parents' shared θ0: the input of a task-vector merger (`task_vectors`)
+            batch: int = 256) -> torch.Tensor:
     "Merged CNN weights (B, 2464) predicted from raw parent weights (B, 2464) — standardized in, de-standardized out."
     model.eval(); dev = next(model.parameters()).device
-    out = [std.inverse(model(std.transform(w1[i:i + batch].to(dev)), std.transform(w2[i:i + batch].to(dev)))).float().cpu()
+    if model.cfg.task_vectors and theta0 is None: raise ValueError("this merger reads task vectors: give the parents' shared θ0 (theta0=)")
+    t0 = lambda i: None if not model.cfg.task_vectors else std.transform(theta0[i:i + batch].to(dev))
+    out = [std.inverse(model(std.transform(w1[i:i + batch].to(dev)), std.transform(w2[i:i + batch].to(dev)), t0(i))).float().cpu()
            for i in range(0, len(w1), batch)]
     return torch.cat(out) if out else torch.zeros(0, N_PARAMS)
+
 
 # %% ../nbs/05_train.ipynb #8dfbe630
 def score_in_domains(vecs: torch.Tensor,  # (M, 2464) CNNs
@@ -355,7 +369,7 @@ class MergerTrainer:
         model = TransformerAE(self.S.model_cfg)
         self.n_triples = len(self.S.triples['train']); self.n_samples = self.n_triples*(2 if cfg.both_orders else 1)
         self.per_proc = self.n_samples // self.accel.num_processes
-        self.steps = max(1, math.ceil(self.per_proc/cfg.batch_size))
+        self.steps = min(max(1, math.ceil(self.per_proc/cfg.batch_size)), cfg.max_steps or math.inf)
         opt, self.sched = make_optimizer(model, cfg, self.steps)
         self.start, self.best, self.best_epoch, self.bad, self.history = 1, -1., 0, 0, []
         if resume and (self.out/'last.pt').exists(): self.load_state(model, opt)
@@ -383,6 +397,7 @@ class MergerTrainer:
         self.probe_x = probe_images(next(iter(self.data.values())), cfg.seed)  # (the first zoo's domain)
         self.c3_images = {d: ClassImages(v, 'train', cfg.seed + 7_919*k) for k, (d, v) in enumerate(self.data.items())} if cfg.distill else None
         self.c3_all = [S.zoo.classes(r) for r in range(len(S.zoo))] if cfg.distill else None
+        T0, self.row_t0 = zoo_theta0(S.zoo); self.T0 = self.std.transform(T0.to(dev))  # each row's θ0, standardized (task-vector mergers)
         self.aug = None
         if cfg.permutations:
             self.aug = PermutationAugment(PermutationBank(cfg.permutations, seed=cfg.seed) if cfg.permutations > 0 else None)
@@ -416,7 +431,8 @@ def batch_loss(self: MergerTrainer, rows: torch.Tensor, w: torch.Tensor) -> tupl
     "The objective L on a batch (rows (B, 3), standardized weights (B, 3, 2464)): its mean, its terms per triple, and the prediction."
     cfg, std = self.cfg, self.std
     w1, w2, wt = w[:, 0], w[:, 1], w[:, 2]
-    with self.accel.autocast(): pred = self.model(w1, w2).float()
+    t0 = self.T0[self.row_t0[rows[:, 2].cpu()].to(self.T0.device)] if self.core.cfg.task_vectors else None  # the triple's shared θ0
+    with self.accel.autocast(): pred = self.model(w1, w2, t0).float()
     acts = list(self.acts_all[rows[:, 2].cpu().numpy()])
     total, comps = composite_loss(self.S.loss, std.inverse(pred), std.inverse(wt), acts, std, self.core, std.inverse(w1), std.inverse(w2), self.probe_x)
     if cfg.distill:  # the functional term, per activation
@@ -461,7 +477,7 @@ def validate(self: MergerTrainer, epoch: int) -> tuple:
     "Validation scalars (loss, weight MSE, mean CNN accuracy on C3, diagnostics when due) and the diagnostics' arrays (or None)."
     S, cfg, vt3, dev = self.S, self.cfg, self.val_triples, self.accel.device
     w1, w2, vt = (S.zoo.vectors(vt3[:, i]) for i in range(3))
-    vp = predict(self.core, self.std, w1, w2)
+    vp = predict(self.core, self.std, w1, w2, self.vinfo['theta0'])
     va = score_in_domains(vp.detach().float(), self.vinfo['activation'], self.data, self.row_domain[vt3[:, 2].numpy()], self.vinfo['c3'], cfg.select_images)
     with torch.no_grad():
         vl, _ = composite_loss(S.loss, vp.to(dev), vt.to(dev), self.vinfo['activation'], self.std, self.core, w1.to(dev), w2.to(dev), self.probe_x)
@@ -495,9 +511,9 @@ def fit(self: MergerTrainer,
     bar = tqdm(range(self.start, cfg.epochs + 1), desc=self.run_name, disable=not (progress and main), initial=self.start - 1, total=cfg.epochs)
     t0 = time.time()
     for epoch in bar:
-        sc, arrays = self.one_epoch(epoch), None
+        te = time.time(); sc, arrays = self.one_epoch(epoch), None; sc['time/train_s'] = time.time() - te  # wall time of the epoch's steps
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            v, arrays = self.validate(epoch); sc.update(v)
+            te = time.time(); v, arrays = self.validate(epoch); sc.update(v); sc['time/val_s'] = time.time() - te  # ... and of its validation
             if sc['val/cnn_accuracy'] > self.best:
                 self.best, self.best_epoch, self.bad = sc['val/cnn_accuracy'], epoch, 0
                 if main: save_checkpoint(self.out/'best.pt', self.core, self.std, cfg, S.model_cfg, epoch=epoch, val_cnn_accuracy=self.best)
@@ -513,7 +529,7 @@ def fit(self: MergerTrainer,
     summary = dict(run=self.run_name, epochs_run=self.history[-1]['epoch'] if self.history else self.start - 1, best_epoch=self.best_epoch,
                    val_cnn_accuracy=self.best, val_baselines=reference_accuracies(S.zoo, self.val_triples, self.data, cfg.select_images),
                    seconds=time.time() - t0, processes=accel.num_processes, precision=self.precision,
-                   train_triples=self.n_triples, val_triples=len(self.val_triples), config=cfg.to_dict())
+                   train_triples=self.n_triples, val_triples=len(self.val_triples), steps_per_epoch=self.steps, config=cfg.to_dict())
     if main: atomic_write(self.out/'summary.json', lambda p: p.write_text(json.dumps(summary, indent=1)))
     return summary
 
@@ -537,6 +553,7 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
              model: str = None,  # transformer preset: small, base or report (default: the preset's)
              tokenizer: str = None,  # chunk or neuron (default: the transformer preset's)
              output: str = None,  # the decoder: weights (the report's), unit_mix or pair_mix (mix the parents; see 03_transformer)
+             task_vectors: store_true = False,  # read the parents' task vectors θ − θ0 and write around their θ0 (03_transformer)
              epochs: int = None,  # training epochs
              batch_size: int = None,  # triples per batch
              lr: float = None,  # AdamW learning rate
@@ -563,7 +580,8 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
             over['scenario'] = sc
         if task == 'subtract': over['both_orders'] = False  # encoder 1 reads the C3 model, encoder 2 the C2 model
         if model: over['preset'] = model
-        if tokenizer or output: over['model'] = dict(base.get('model', {}), **({'tokenizer': tokenizer} if tokenizer else {}), **({'output': output} if output else {}))
+        if tokenizer or output or task_vectors:
+            over['model'] = dict(base.get('model', {}), **({'tokenizer': tokenizer} if tokenizer else {}), **({'output': output} if output else {}), **({'task_vectors': True} if task_vectors else {}))
         cfg = merger_preset(preset, **over)
         out = out or f"runs/{'subtractor' if task == 'subtract' else 'merger'}-{preset}"
         s = train_merger(cfg, out, resume=not fresh, progress=not quiet)

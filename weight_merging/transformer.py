@@ -42,6 +42,7 @@ class TransformerConfig:
     residual: bool = False  # merge mode: decode a correction to the parents' average, out = decode(z) + (w1 + w2) / 2
     output: str = 'weights'  # merge mode: 'weights' (the decoder writes every weight), 'unit_mix' (two coefficients per CNN unit mix the parents) or 'pair_mix' (per pair of connected units; `UnitMix`)
     mix_bounded: bool = False  # 'unit_mix'/'pair_mix': coefficients squashed into (0, 1) by a sigmoid (unbounded otherwise)
+    task_vectors: bool = False  # merge mode: read the parents' task vectors τ = θ − θ0 and write around their shared θ0 (θ0 + a⊙τ1 + b⊙τ2 for a mixing decoder, θ0 + decode(z) otherwise); θ0 is an input
     pooling: str = 'mean'  # how an encoder's token sequence becomes one d_model vector: 'mean' or 'max'
     activation: str = 'relu'  # feed-forward activation
     n_params: int = N_PARAMS  # length of the weight vectors read and written
@@ -56,6 +57,8 @@ class TransformerConfig:
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout={self.dropout} must lie in [0, 1)")
         if self.fusion == 'symmetric' and self.mode == 'merge' and not self.shared_encoder:
             raise ValueError("fusion='symmetric' needs shared_encoder=True: two separate encoders read the parents differently")
+        if self.task_vectors and (self.mode != 'merge' or self.residual):
+            raise ValueError("task_vectors=True reads two parents around their θ0: it needs mode='merge' and residual=False")
         if self.output != 'weights' and (self.mode != 'merge' or self.residual or self.n_params != N_PARAMS):
             raise ValueError(f"output={self.output!r} mixes two parents of the {N_PARAMS}-parameter zoo CNN: it needs mode='merge', residual=False and n_params={N_PARAMS}")
 
@@ -239,16 +242,19 @@ class UnitMix(nn.Module):
         self.register_buffer('group', mix_groups('pair' if cfg.output == 'pair_mix' else 'unit'), persistent=False)
         self.n_groups = int(self.group.max()) + 1
         self.head, self.bounded = nn.Linear(cfg.neck, 2 * self.n_groups), cfg.mix_bounded
-        nn.init.zeros_(self.head.weight); nn.init.constant_(self.head.bias, 0. if self.bounded else 0.5)  # 1/2 either way
+        nn.init.zeros_(self.head.weight)
+        nn.init.constant_(self.head.bias, 0. if self.bounded else (1. if cfg.task_vectors else 0.5))  # 1/2 either way; task vectors: 1 (task arithmetic)
 
     def coefficients(self, z): # (B, neck)
         "(B, 2, n_groups): a (first parent) and b (second parent) per group."
         c = self.head(z).view(len(z), 2, self.n_groups)
         return torch.sigmoid(c) if self.bounded else c
 
-    def forward(self, z, w1, w2): # (B, neck) codes; (B, n_params) standardized parents
+    def forward(self, z, w1, w2, # (B, neck) codes; (B, n_params) standardized parents
+                base=None): # (B, n_params) standardized θ0: mix the task vectors around it
         c = self.coefficients(z)[:, :, self.group]
-        return c[:, 0] * w1 + c[:, 1] * w2
+        if base is None: return c[:, 0] * w1 + c[:, 1] * w2
+        return base + c[:, 0] * (w1 - base) + c[:, 1] * (w2 - base)
 
 # %% ../nbs/03_transformer.ipynb #b83113d8
 class TransformerAE(nn.Module):
@@ -304,15 +310,21 @@ class TransformerAE(nn.Module):
         return torch.autocast(dev, dtype=torch.bfloat16) if on else contextlib.nullcontext()
 
     def forward(self, w1, # (B, n_params) first parent (or the model to reconstruct)
-                w2=None): # (B, n_params) second parent (None in autoencoder mode)
+                w2=None, # (B, n_params) second parent (None in autoencoder mode)
+                theta0=None): # (B, n_params) the parents' shared initial weights (standardized), for task_vectors=True
         "Predicted weights (B, n_params), float32."
         if (w2 is None) != (self.cfg.mode == 'autoencoder'):
             raise ValueError(f"mode={self.cfg.mode!r} takes {'one input' if self.cfg.mode == 'autoencoder' else 'two inputs'}")
+        if self.cfg.task_vectors != (theta0 is not None):
+            raise ValueError("a task-vector merger needs the parents' shared θ0 (theta0=...)" if self.cfg.task_vectors else "theta0 is an input of task-vector mergers only (task_vectors=True)")
         with self.autocast():
-            z = self.fuse(self.encode(w1, 0), None if w2 is None else self.encode(w2, 1))
-            if self.cfg.output != 'weights': return self.decoder(z.float(), w1.float(), w2.float())
+            x1, x2 = (w1, w2) if theta0 is None else (w1 - theta0, w2 - theta0)  # the encoders read task vectors
+            z = self.fuse(self.encode(x1, 0), None if w2 is None else self.encode(x2, 1))
+            if self.cfg.output != 'weights': return self.decoder(z.float(), w1.float(), w2.float(), None if theta0 is None else theta0.float())
             out = self.decode(z).float()
+        if theta0 is not None: return theta0.float() + out
         return out + (w1.float() + w2.float()) / 2 if self.cfg.residual and w2 is not None else out
+
 
 # %% ../nbs/03_transformer.ipynb #0ed0c37e
 def param_counts(model: nn.Module) -> dict[str, int]:
