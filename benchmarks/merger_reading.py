@@ -7,6 +7,7 @@ accuracy on the digits outside C3 (OOD), both against the true C3 models.
     wm-zoo --preset quick --out runs/quick/zoo                         # (or a finished wm-run --preset quick folder)
     wm-zoo --preset quick --replicas 100 --out runs/quick/zoo-fresh
     wm-zoo --preset quick --replicas 100 --domain rot90 --out runs/quick/zoo-shifted
+    wm-zoo --preset quick --replicas 101 --out runs/quick/zoo-select   # (the +select settings' model selection)
     python benchmarks/merger_reading.py --run runs/quick --setting all --seed 0 --threads 1
     python benchmarks/merger_reading.py --table
 
@@ -50,6 +51,9 @@ SETTINGS = {  # name -> MergerConfig overrides on top of the quick study's train
     'task_weights': dict(model=dict(task_vectors=True)),                                                    # θ0 + decode(z)
     'task_unit_mix': dict(model=dict(output='unit_mix', task_vectors=True), losses='layerwise_mse=0.1'),  # θ0 + a⊙τ1 + b⊙τ2 per unit
     'task_pair_mix': dict(model=dict(output='pair_mix', task_vectors=True), losses='layerwise_mse=0.1'),  # ... per kernel (starts as task arithmetic)
+    # model selection on fresh CNNs: the best epoch chosen on RUN/zoo-select (a replica zoo, e.g. replica 101), not on the training zoo's validation triples
+    'weights+select': dict(_select=True),
+    'task_pair_mix+select': dict(model=dict(output='pair_mix', task_vectors=True), losses='layerwise_mse=0.1', _select=True),
 }
 DOMAIN_EPOCHS = STUDY_PRESETS['domains']['train_overrides']['epochs']  # 12: 8 zoos' triples an epoch, about 2.4x the steps of EPOCHS on one zoo
 for _k in list(SETTINGS): SETTINGS[f'{_k}+domains'] = {**SETTINGS[_k], 'epochs': DOMAIN_EPOCHS, '_domains': TRAIN_DOMAINS}
@@ -59,6 +63,7 @@ METHODS = ('merger', 'ground truth C3', 'ensemble', 'weight averaging', 'task ar
 def config(name, seed, run, domains_dir=None):
     P = dict(STUDY_PRESETS['quick']); over = dict(P['train_overrides'])
     s = dict(SETTINGS[name]); model = s.pop('model', {}); doms = s.pop('_domains', ())
+    if s.pop('_select', False): s['select_zoo'] = str(Path(run)/'zoo-select')
     P['train_overrides'] = {**over, 'epochs': EPOCHS, **s, 'model': {**over.get('model', {}), **model}}
     cfg = fold_config(P, Path(run)/'zoo', 0, seed)
     if doms:

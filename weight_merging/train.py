@@ -22,9 +22,10 @@ from .losses import CompositeLoss, LossContext, parse_loss_weights, fisher_rao, 
 
 # %% auto #0
 __all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'run_loss', 'setup_run', 'triple_info',
-           'zoo_theta0', 'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict',
-           'score_in_domains', 'reference_accuracies', 'distill_loss', 'ClassImages', 'composite_loss',
-           'make_optimizer', 'probe_images', 'MergerTrainer', 'train_merger', 'wm_train', 'save_run_report']
+           'zoo_theta0', 'selection_set', 'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint',
+           'load_merger', 'predict', 'score_in_domains', 'reference_accuracies', 'distill_loss', 'ClassImages',
+           'composite_loss', 'make_optimizer', 'probe_images', 'MergerTrainer', 'train_merger', 'wm_train',
+           'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
@@ -54,6 +55,7 @@ class MergerConfig:
     diag_every: int = 5  # epochs between heavy diagnostics (spectra, persistence, mapper)
     diag_triples: int = 32  # validation triples in the heavy diagnostics
     select_images: str = 'val'  # image split scoring the validation triples' CNNs ('val' or 'test')
+    select_zoo: str | None = None  # model selection on fresh CNNs: a replica zoo of the training zoo (same θ0s and class subsets, other CNNs) whose triples of the validation combinations choose the best epoch (default: the training zoo's validation triples)
     patience: int = 0  # early stopping on validation CNN accuracy (0: off)
     precision: str = 'auto'  # 'bf16', 'no', or 'auto' (bf16 on a GPU)
     seed: int = 0
@@ -136,6 +138,16 @@ def zoo_theta0(zoo: Zoo) -> tuple:
     m = zoo.meta; keys = list(zip(m.activation, m.init, m.seed.astype(int)))
     uniq = list(dict.fromkeys(keys)); pos = {k: i for i, k in enumerate(uniq)}
     return torch.stack([model_to_vec(ZooCNN(*k)) for k in uniq]), torch.tensor([pos[k] for k in keys])
+
+def selection_set(S: RunSetup, path) -> dict:
+    "The triples of a fresh zoo at `path` whose targets are run `S`'s validation combinations, and what scoring their merged CNNs needs."
+    from weight_merging.scenarios import find_triples
+    if not Path(path).exists(): raise FileNotFoundError(f"no selection zoo at {path}: build a replica zoo, e.g. `wm-zoo --preset quick --replicas 101 --out {path}`")
+    z = load_zoo(path, mmap=False); t = S.scenario.table
+    ft, _ = find_triples(z, ScenarioConfig(**{**S.cfg.scenario, 'folds': 0, 'fold': 0, 'replicas': None, 'seeds': None}))
+    rows = torch.as_tensor(ft[ft.c3.isin(set(t.c3[t.split == 'val'].tolist()))][['row1', 'row2', 'row3']].to_numpy(np.int64))
+    if not len(rows): raise ValueError(f"the selection zoo {path} holds no triple of the run's validation combinations: is it a replica zoo of {S.cfg.zoo}?")
+    return dict(zoo=z, triples=rows, info=triple_info(z, rows), data=domain_data(z), domains=row_domains(z))
 
 
 # %% ../nbs/05_train.ipynb #f5d56495
@@ -398,6 +410,7 @@ class MergerTrainer:
         self.c3_images = {d: ClassImages(v, 'train', cfg.seed + 7_919*k) for k, (d, v) in enumerate(self.data.items())} if cfg.distill else None
         self.c3_all = [S.zoo.classes(r) for r in range(len(S.zoo))] if cfg.distill else None
         T0, self.row_t0 = zoo_theta0(S.zoo); self.T0 = self.std.transform(T0.to(dev))  # each row's θ0, standardized (task-vector mergers)
+        self.sel = selection_set(S, cfg.select_zoo) if cfg.select_zoo else None  # model selection on fresh CNNs
         self.aug = None
         if cfg.permutations:
             self.aug = PermutationAugment(PermutationBank(cfg.permutations, seed=cfg.seed) if cfg.permutations > 0 else None)
@@ -483,6 +496,10 @@ def validate(self: MergerTrainer, epoch: int) -> tuple:
         vl, _ = composite_loss(S.loss, vp.to(dev), vt.to(dev), self.vinfo['activation'], self.std, self.core, w1.to(dev), w2.to(dev), self.probe_x)
     sc = {'val/loss': vl.mean().item(), 'val/pred_mse': F.mse_loss(self.std.transform(vp.to(dev)), self.std.transform(vt.to(dev))).item(),
           'val/cnn_accuracy': float(va.mean())}
+    if self.sel is not None:  # the same merger on fresh CNNs of the validation combinations
+        z, t, inf = self.sel['zoo'], self.sel['triples'], self.sel['info']
+        sp = predict(self.core, self.std, z.vectors(t[:, 0]), z.vectors(t[:, 1]), inf['theta0'])
+        sc['val/select_cnn_accuracy'] = float(score_in_domains(sp.float(), inf['activation'], self.sel['data'], self.sel['domains'][t[:, 2].numpy()], inf['c3'], cfg.select_images).mean())
     arrays = None
     if epoch % cfg.diag_every == 0 or epoch == cfg.epochs:
         k = min(cfg.diag_triples, len(vp))
@@ -514,8 +531,9 @@ def fit(self: MergerTrainer,
         te = time.time(); sc, arrays = self.one_epoch(epoch), None; sc['time/train_s'] = time.time() - te  # wall time of the epoch's steps
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             te = time.time(); v, arrays = self.validate(epoch); sc.update(v); sc['time/val_s'] = time.time() - te  # ... and of its validation
-            if sc['val/cnn_accuracy'] > self.best:
-                self.best, self.best_epoch, self.bad = sc['val/cnn_accuracy'], epoch, 0
+            crit = sc.get('val/select_cnn_accuracy', sc['val/cnn_accuracy'])  # fresh CNNs when the run has a selection zoo
+            if crit > self.best:
+                self.best, self.best_epoch, self.bad = crit, epoch, 0
                 if main: save_checkpoint(self.out/'best.pt', self.core, self.std, cfg, S.model_cfg, epoch=epoch, val_cnn_accuracy=self.best)
             else: self.bad += 1
         self.history.append(dict(epoch=epoch, **{k: sc[k] for k in ('loss/total', 'val/cnn_accuracy', 'val/loss') if k in sc}))
@@ -529,7 +547,7 @@ def fit(self: MergerTrainer,
     summary = dict(run=self.run_name, epochs_run=self.history[-1]['epoch'] if self.history else self.start - 1, best_epoch=self.best_epoch,
                    val_cnn_accuracy=self.best, val_baselines=reference_accuracies(S.zoo, self.val_triples, self.data, cfg.select_images),
                    seconds=time.time() - t0, processes=accel.num_processes, precision=self.precision,
-                   train_triples=self.n_triples, val_triples=len(self.val_triples), steps_per_epoch=self.steps, config=cfg.to_dict())
+                   train_triples=self.n_triples, val_triples=len(self.val_triples), steps_per_epoch=self.steps, selected_on='select_zoo' if self.sel is not None else 'val', config=cfg.to_dict())
     if main: atomic_write(self.out/'summary.json', lambda p: p.write_text(json.dumps(summary, indent=1)))
     return summary
 
@@ -553,6 +571,7 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
              model: str = None,  # transformer preset: small, base or report (default: the preset's)
              tokenizer: str = None,  # chunk or neuron (default: the transformer preset's)
              output: str = None,  # the decoder: weights (the report's), unit_mix or pair_mix (mix the parents; see 03_transformer)
+             select_zoo: str = None,  # a replica zoo of the training zoo: its triples of the validation combinations choose the best epoch (model selection on fresh CNNs)
              task_vectors: store_true = False,  # read the parents' task vectors θ − θ0 and write around their θ0 (03_transformer)
              epochs: int = None,  # training epochs
              batch_size: int = None,  # triples per batch
@@ -569,7 +588,7 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
              debug: store_true = False):  # show the full traceback of an error
     "Train the double-encoder merger on a scenario of a zoo and print its summary."
     with cli_errors('wm-train', debug):
-        over = {k: v for k, v in dict(zoo=zoo, epochs=epochs, batch_size=batch_size, lr=lr, losses=losses, permutations=permutations,
+        over = {k: v for k, v in dict(zoo=zoo, select_zoo=select_zoo, epochs=epochs, batch_size=batch_size, lr=lr, losses=losses, permutations=permutations,
                                       seed=seed, wandb=wandb, precision=precision).items() if v is not None}
         base = MERGER_PRESETS.get(preset, {})
         if subscenario or bins or task:
