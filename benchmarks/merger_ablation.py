@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance, score_cnns
-from weight_merging.scenarios import ScenarioConfig, make_scenario, find_triples
-from weight_merging.train import merger_preset, train_merger, load_merger, predict, triple_info
+from weight_merging.scenarios import ScenarioConfig, make_scenario
+from weight_merging.train import merger_preset, train_merger, load_merger, predict, triple_info, combination_triples
 from weight_merging.eval import Ensemble, cluster_mean_ci
 
 FOLDS, FOLD = 4, 0  # the held-out combinations: fold 0 of 4 over the quick zoo's 22 disjoint targets (6 combinations)
@@ -92,8 +92,7 @@ def by_combination(df):
 def unseen_theta0(model, std, unseen_dir, test_c3):
     "Held-out combinations on a zoo of CNNs grown from init seeds (θ0) the merger never saw."
     z = load_zoo(unseen_dir, mmap=False)
-    ft, _ = find_triples(z, ScenarioConfig('type1_m0'))
-    held = ft[ft.c3.isin(test_c3)][['row1', 'row2', 'row3']].to_numpy()
+    held = combination_triples(z, dict(subscenario='type1_m0'), test_c3)
     return dict(zoo=str(unseen_dir), seeds=sorted(int(s) for s in set(z.meta.seed)), **by_combination(score(model, std, z, held, zoo_data(z))))
 
 
@@ -124,8 +123,7 @@ def run(name, seed, zoo_dir, fresh_dir, out_dir, res_dir, unseen_dir=None):
     sc = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
     test_c3 = set(sc.table.c3[sc.table.split == 'test'])
     own = sc.table[(sc.table.split == 'test') & (sc.table.replica == 0)][['row1', 'row2', 'row3']].to_numpy()
-    ft, _ = find_triples(fresh, ScenarioConfig('type1_m0'))
-    held = ft[ft.c3.isin(test_c3)][['row1', 'row2', 'row3']].to_numpy()
+    held = combination_triples(fresh, dict(subscenario='type1_m0'), test_c3)
     out = dict(setting=name, seed=seed, replicas=list(SETTINGS[name][0]), overrides=SETTINGS[name][1], epochs=cfg.epochs,
                train_triples=s['train_triples'], best_epoch=s['best_epoch'], train_seconds=round(s['seconds'], 1),
                seconds_per_epoch=round(s['seconds'] / max(1, s['epochs_run']), 2), val_cnn_accuracy=s['val_cnn_accuracy'],

@@ -87,13 +87,12 @@ def one(name, seed, run, shifted, work, domains_dir=None, extra=None, rescore=Fa
     tr = fold_triples(zoos['own'], zoos['fresh'], replace(cfg, zoo=str(Path(run)/'zoo')), zoos['shifted'])
     for k, z in (extra or {}).items():  # fresh zoos of further unseen domains: their held-out triples, found as for the shifted zoo
         zoos[k] = load_zoo(z, mmap=False); tr[k] = fold_triples(zoos['own'], zoos[k], cfg)['fresh']
-    ms, _ = baseline_methods(zoos['own'], tr['val'], zoo_data(zoos['own']), data_methods=False, continual=())
-    m = merger_from_run(mdir).method(); m.name = 'merger'
+    ms = scored_methods(zoos['own'], tr['val'], mdir)
     res = dict(setting=name, seed=seed, epochs=cfg.epochs, train_s=round(train_s, 1), best_epoch=r['best_epoch'], val_cnn_accuracy=r['val_cnn_accuracy'],
                config=cfg.to_dict(), shifted_domain=zoos['shifted'].config['domain'], command=' '.join(sys.argv), sets={},
                domains={w: z.config.get('domain', 'none') for w, z in zoos.items()})
     t = time.time()
-    for w, z in zoos.items(): res['sets'][w] = score_set(z, tr[w], [ms[0], m] + ms[1:])
+    for w, z in zoos.items(): res['sets'][w] = score_set(z, tr[w], ms)
     res['eval_s'] = round(time.time() - t, 1)
     res.update(run_provenance())
     OUT.mkdir(parents=True, exist_ok=True)
@@ -108,14 +107,20 @@ def add_sets(res, f, name, seed, run, work, domains_dir, extra):
         train_merger(cfg, mdir, resume=True, progress=False); res['retrained_for'] = sorted(extra)
     own = load_zoo(Path(run)/'zoo', mmap=False)
     tr = fold_triples(own, load_zoo(Path(run)/'zoo-fresh', mmap=False), replace(cfg, zoo=str(Path(run)/'zoo')))
-    ms, _ = baseline_methods(own, tr['val'], zoo_data(own), data_methods=False, continual=())
-    m = merger_from_run(mdir).method(); m.name = 'merger'
+    ms = scored_methods(own, tr['val'], mdir)
     for k, zp in extra.items():
         z = load_zoo(zp, mmap=False); t = fold_triples(own, z, cfg)['fresh']
-        res['sets'][k] = score_set(z, t, [ms[0], m] + ms[1:]); res.setdefault('domains', {})[k] = z.config.get('domain', 'none')
+        res['sets'][k] = score_set(z, t, ms); res.setdefault('domains', {})[k] = z.config.get('domain', 'none')
     res['rescore_command'] = ' '.join(sys.argv)
     atomic_write(f, lambda p: p.write_text(json.dumps(res, indent=1)))
     print(json.dumps({k: res[k] for k in ('setting', 'seed')}), {w: res['sets'][w]['merger|mean|id_acc'] for w in extra})
+
+
+def scored_methods(own, val, mdir):
+    "The true C3 model, the merger of run folder `mdir`, and the data-free baselines (tuned on the training zoo's validation triples `val`)."
+    ms, _ = baseline_methods(own, val, zoo_data(own), data_methods=False, continual=())
+    m = merger_from_run(mdir).method(); m.name = 'merger'
+    return [ms[0], m] + ms[1:]
 
 
 def score_set(z, triples, methods):

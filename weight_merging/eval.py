@@ -19,11 +19,12 @@ from .zoo import (MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activatio
                                 cnn_forward, score_cnns)
 
 # %% auto #0
-__all__ = ['CURVE_COLS', 'eval_triples', 'triple_table', 'initial_weights', 'MergeContext', 'make_context', 'Ensemble', 'Method',
-           'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average', 'ensemble_method',
-           'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step', 'stability_drop',
-           'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'parent_scores', 'MethodScores',
-           'score_method', 'finetune_methods', 'summarize', 'collapse_table', 'spearman_table', 'evaluate']
+__all__ = ['CURVE_COLS', 'eval_triples', 'sample_rows', 'triple_table', 'initial_weights', 'MergeContext', 'make_context',
+           'Ensemble', 'Method', 'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average',
+           'ensemble_method', 'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step',
+           'stability_drop', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'parent_scores',
+           'MethodScores', 'score_method', 'finetune_methods', 'summarize', 'collapse_table', 'spearman_table',
+           'evaluate']
 
 # %% ../nbs/06_eval.ipynb #4fa2ec2a
 from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples
@@ -43,6 +44,12 @@ def eval_triples(zoo: Zoo,
     cfg = ScenarioConfig('custom', classes=classes, max_overlap=max_overlap, val_frac=val_frac, test_frac=test_frac, split_seed=seed)
     if split == 'all': return find_triples(zoo, cfg)[0][['row1', 'row2', 'row3']].to_numpy(np.int64)
     return make_scenario(zoo, cfg).triples(split)
+
+def sample_rows(rows: np.ndarray, k: int | None, seed: int = 0) -> np.ndarray:
+    "At most `k` of `rows` (triples), a seeded random sample kept in their order; all of them when `k` is None or not smaller."
+    if k is None or len(rows) <= k: return rows
+    return rows[np.sort(np.random.default_rng(seed).choice(len(rows), k, replace=False))]
+
 
 # %% ../nbs/06_eval.ipynb #5186fc22
 def _cls(zoo, r) -> str: return ''.join(map(str, zoo.classes(int(r))))

@@ -247,7 +247,7 @@ def run_eval(zoo=None,  # zoo folder (default: the merger's)
     scenario = scenario or (merger.scenario if merger and not joined else None)
     z = load_zoo(zoo); data = zoo_data(z, mnist_dir)
     test = eval_triples(z, split, max_overlap, scenario, seed=seed)
-    if max_triples is not None and len(test) > max_triples: test = test[np.sort(np.random.default_rng(seed).choice(len(test), max_triples, replace=False))]
+    test = sample_rows(test, max_triples, seed)
     val = eval_triples(z, 'val' if split != 'val' else 'train', max_overlap, scenario, seed=seed) if split != 'all' else None
     log(f"{len(test)} {split} triples; tuning on {0 if val is None else len(val)} validation triples")
     ms, tuning = baseline_methods(z, val, data, data_methods=data_methods, continual=continual, cl=cl, cl_sample=cl_sample, n_fisher=n_fisher, max_per_class=max_per_class)

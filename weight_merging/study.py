@@ -4,7 +4,8 @@
 
 # %% ../nbs/07_study.ipynb #f91accbd
 from __future__ import annotations
-import json, re, time
+import json, math, re, time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,9 +16,9 @@ from fastcore.script import call_parse, store_true
 
 from .zoo import zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
 from .build import build_zoo
-from .scenarios import ScenarioConfig, make_scenario, find_triples
-from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger, read_checkpoint
-from .eval import FinetuneConfig, evaluate, cluster_mean_ci
+from .scenarios import ScenarioConfig, make_scenario
+from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger, read_checkpoint, combination_triples
+from .eval import FinetuneConfig, evaluate, cluster_mean_ci, sample_rows
 from .continual import CLConfig, CL_STRATEGIES
 from .report import baseline_methods, write_report, load_result, merger_from_run, md_table
 
@@ -82,9 +83,7 @@ def fold_triples(zoo, fresh, cfg: MergerConfig,
     t, first = sc.table, sc.table.replica.min()
     held = set(t.c3[t.split == 'test'].tolist())
     rows = lambda d: d[['row1', 'row2', 'row3']].to_numpy(np.int64)
-    def held_rows(z):  # every triple of zoo z whose target is held out
-        ft, _ = find_triples(z, ScenarioConfig(**{**cfg.scenario, 'folds': 0, 'fold': 0, 'replicas': None, 'seeds': None}))
-        return rows(ft[ft.c3.isin(held)])
+    held_rows = lambda z: combination_triples(z, cfg.scenario, held)  # every triple of zoo z whose target is held out
     out = dict(own=rows(t[(t.split == 'test') & (t.replica == first)]), val=rows(t[(t.split == 'val') & (t.replica == first)]),
                fresh=held_rows(fresh), targets=sorted(held))
     if shifted is not None: out['shifted'] = held_rows(shifted)
@@ -125,7 +124,6 @@ def zoo_stage(st: StageLog, name: str, cfg, zdir, log: Callable, **kwargs) -> Pa
 # %% ../nbs/07_study.ipynb #cea1d581
 def bounded_zoo(cfg, epochs: int | None):
     "Zoo `cfg` with its CNNs trained for at most `epochs` epochs (its checkpoint bins scaled to fit); `None` leaves it as it is."
-    from dataclasses import replace
     if epochs is None or epochs >= cfg.train.epochs: return cfg
     if epochs < 1: raise ValueError(f"a bounded zoo trains at least one epoch, got zoo_epochs={epochs}")
     t = cfg.train
@@ -151,9 +149,7 @@ def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run fol
     ms = ms[:1] + mergers + ms[1:]
     ft = FinetuneConfig(steps=tuple(es['steps']), epochs=es['epochs'], eval_every=es['eval_every'], sample=es['ft_sample'], seed=es['seed'])
     res = {}
-    k = es.get('max_triples')
-    for w in [w for w in loaded if k and len(tr[w]) > k]:  # a seeded random sample of the held-out triples
-        tr[w] = tr[w][np.sort(np.random.default_rng(es['seed']).choice(len(tr[w]), k, replace=False))]
+    for w in loaded: tr[w] = sample_rows(tr[w], es['max_triples'], es['seed'])  # at most max_triples held-out triples (a seeded sample)
     for which, z in loaded.items():  # each zoo's CNNs on the images of its own domain
         r = evaluate(z, tr[which], ms, data if which == 'own' else zoo_data(z, mnist_dir), ft, es['max_per_class'], es['seed'], es['bootstrap'], progress=progress)
         r.tuning = tuning
@@ -273,7 +269,6 @@ def headline_markdown(res: dict) -> str:
 # %% ../nbs/07_study.ipynb #03ec9706
 def training_times(out) -> dict:
     "Per merger run of a run folder (`merger/foldF-seedS`): epochs, steps per epoch (run and unbounded), and the wall seconds of its steps and its validations."
-    import math
     res = {}
     for d in sorted((Path(out)/'merger').glob('fold*-seed*')):
         if not (d/'summary.json').exists(): continue

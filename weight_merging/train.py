@@ -15,17 +15,17 @@ from fastcore.basics import patch
 
 from .zoo import (zoo_data, domain_data, join_zoos, row_domains, N_PARAMS, LAYERS, LAYER_SLICES, Zoo, load_zoo, cnn_forward, score_cnns,
                                 atomic_write, ZooCNN, model_to_vec, cli_errors)
-from .scenarios import ScenarioConfig, make_scenario, Scenario, SPLITS
+from .scenarios import ScenarioConfig, make_scenario, find_triples, Scenario, SPLITS
 from .tokenizer import LayerStandardizer, PermutationAugment, PermutationBank
 from .transformer import TransformerAE, transformer_preset, TransformerConfig
 from .losses import CompositeLoss, LossContext, parse_loss_weights, fisher_rao, sublevel_diagram
 
 # %% auto #0
-__all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'run_loss', 'setup_run', 'triple_info',
-           'zoo_theta0', 'selection_set', 'diagnostics', 'RunLogger', 'read_checkpoint', 'save_checkpoint',
-           'load_merger', 'predict', 'score_in_domains', 'reference_accuracies', 'distill_loss', 'ClassImages',
-           'composite_loss', 'make_optimizer', 'probe_images', 'MergerTrainer', 'train_merger', 'wm_train',
-           'save_run_report']
+__all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'run_loss', 'setup_run', 'zoo_theta0',
+           'triple_info', 'combination_triples', 'selection_set', 'diagnostics', 'RunLogger', 'read_checkpoint',
+           'save_checkpoint', 'load_merger', 'predict', 'score_in_domains', 'reference_accuracies', 'distill_loss',
+           'ClassImages', 'composite_loss', 'make_optimizer', 'probe_images', 'MergerTrainer', 'train_merger',
+           'wm_train', 'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
@@ -124,28 +124,29 @@ def setup_run(cfg: MergerConfig) -> RunSetup:
     return RunSetup(cfg, zoo, scen, model_cfg, loss, std, W, domain_data(zoo), triples)
 
 # %% ../nbs/05_train.ipynb #b3aaed42
-def triple_info(zoo: Zoo, triples: torch.Tensor) -> dict:
-    "Per triple: target classes C3, parents' classes, activation, and the shared initial weights θ0 (T, 2464)."
-    m = zoo.meta
-    rows = triples.numpy() if isinstance(triples, torch.Tensor) else np.asarray(triples)
-    acts = [m.activation.iat[r] for r in rows[:, 2]]
-    inits, seeds = [m.init.iat[r] for r in rows[:, 2]], [int(m.seed.iat[r]) for r in rows[:, 2]]
-    theta0 = {k: model_to_vec(ZooCNN(*k)) for k in set(zip(acts, inits, seeds))}
-    return dict(c1=[zoo.classes(r) for r in rows[:, 0]], c2=[zoo.classes(r) for r in rows[:, 1]], c3=[zoo.classes(r) for r in rows[:, 2]],
-                activation=acts, theta0=torch.stack([theta0[k] for k in zip(acts, inits, seeds)]) if len(rows) else torch.zeros(0, N_PARAMS))
 def zoo_theta0(zoo: Zoo) -> tuple:
     "The distinct initial weights θ0 of a zoo's rows, (K, 2464), and the index of each row's θ0 among them, (N,)."
     m = zoo.meta; keys = list(zip(m.activation, m.init, m.seed.astype(int)))
     uniq = list(dict.fromkeys(keys)); pos = {k: i for i, k in enumerate(uniq)}
     return torch.stack([model_to_vec(ZooCNN(*k)) for k in uniq]), torch.tensor([pos[k] for k in keys])
 
+def triple_info(zoo: Zoo, triples: torch.Tensor) -> dict:
+    "Per triple: target classes C3, parents' classes, activation, and the shared initial weights θ0 (T, 2464)."
+    rows = triples.numpy() if isinstance(triples, torch.Tensor) else np.asarray(triples)
+    T0, ix = zoo_theta0(zoo)
+    return dict(c1=[zoo.classes(r) for r in rows[:, 0]], c2=[zoo.classes(r) for r in rows[:, 1]], c3=[zoo.classes(r) for r in rows[:, 2]],
+                activation=[zoo.meta.activation.iat[r] for r in rows[:, 2]], theta0=T0[ix[rows[:, 2]]] if len(rows) else torch.zeros(0, N_PARAMS))
+
+def combination_triples(zoo: Zoo, scenario: dict, combos) -> np.ndarray:
+    "(n, 3) zoo rows of every triple of `zoo` under scenario settings `scenario` (no split) whose target C3 is one of `combos`."
+    ft, _ = find_triples(zoo, ScenarioConfig(**{**scenario, 'folds': 0, 'fold': 0, 'replicas': None, 'seeds': None}))
+    return ft[ft.c3.isin(set(combos))][['row1', 'row2', 'row3']].to_numpy(np.int64)
+
 def selection_set(S: RunSetup, path) -> dict:
     "The triples of a fresh zoo at `path` whose targets are run `S`'s validation combinations, and what scoring their merged CNNs needs."
-    from weight_merging.scenarios import find_triples
     if not Path(path).exists(): raise FileNotFoundError(f"no selection zoo at {path}: build a replica zoo, e.g. `wm-zoo --preset quick --replicas 101 --out {path}`")
     z = load_zoo(path, mmap=False); t = S.scenario.table
-    ft, _ = find_triples(z, ScenarioConfig(**{**S.cfg.scenario, 'folds': 0, 'fold': 0, 'replicas': None, 'seeds': None}))
-    rows = torch.as_tensor(ft[ft.c3.isin(set(t.c3[t.split == 'val'].tolist()))][['row1', 'row2', 'row3']].to_numpy(np.int64))
+    rows = torch.as_tensor(combination_triples(z, S.cfg.scenario, t.c3[t.split == 'val'].tolist()))
     if not len(rows): raise ValueError(f"the selection zoo {path} holds no triple of the run's validation combinations: is it a replica zoo of {S.cfg.zoo}?")
     return dict(zoo=z, triples=rows, info=triple_info(z, rows), data=domain_data(z), domains=row_domains(z))
 
@@ -409,7 +410,7 @@ class MergerTrainer:
         self.probe_x = probe_images(next(iter(self.data.values())), cfg.seed)  # (the first zoo's domain)
         self.c3_images = {d: ClassImages(v, 'train', cfg.seed + 7_919*k) for k, (d, v) in enumerate(self.data.items())} if cfg.distill else None
         self.c3_all = [S.zoo.classes(r) for r in range(len(S.zoo))] if cfg.distill else None
-        T0, self.row_t0 = zoo_theta0(S.zoo); self.T0 = self.std.transform(T0.to(dev))  # each row's θ0, standardized (task-vector mergers)
+        T0, ix = zoo_theta0(S.zoo); self.T0, self.row_t0 = self.std.transform(T0.to(dev)), ix.to(dev)  # each row's θ0, standardized (task-vector mergers)
         self.sel = selection_set(S, cfg.select_zoo) if cfg.select_zoo else None  # model selection on fresh CNNs
         self.aug = None
         if cfg.permutations:
@@ -444,7 +445,7 @@ def batch_loss(self: MergerTrainer, rows: torch.Tensor, w: torch.Tensor) -> tupl
     "The objective L on a batch (rows (B, 3), standardized weights (B, 3, 2464)): its mean, its terms per triple, and the prediction."
     cfg, std = self.cfg, self.std
     w1, w2, wt = w[:, 0], w[:, 1], w[:, 2]
-    t0 = self.T0[self.row_t0[rows[:, 2].cpu()].to(self.T0.device)] if self.core.cfg.task_vectors else None  # the triple's shared θ0
+    t0 = self.T0[self.row_t0[rows[:, 2]]] if self.core.cfg.task_vectors else None  # the triple's shared θ0
     with self.accel.autocast(): pred = self.model(w1, w2, t0).float()
     acts = list(self.acts_all[rows[:, 2].cpu().numpy()])
     total, comps = composite_loss(self.S.loss, std.inverse(pred), std.inverse(wt), acts, std, self.core, std.inverse(w1), std.inverse(w2), self.probe_x)
