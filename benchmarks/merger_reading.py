@@ -19,6 +19,13 @@ an inversion), built first with
     python benchmarks/merger_reading.py --run runs/quick --setting weights+domains --domains runs/domains \
         --extra vflip=runs/domains/test-vflip,rot30+invert=runs/domains/test-rot30+invert
 
+Settings ending in `+seeds6` train across six θ0: the training zoo (init seed 0) joined with a zoo of init seeds 1-5 (same
+classes and images; triples stay within one θ0), for as many epochs as the `+domains` settings:
+
+    wm-zoo --preset quick --seeds 1,2,3,4,5 --out runs/theta0/zoo-seeds1-5
+    python benchmarks/merger_reading.py --run runs/quick --setting task_pair_rule+seeds6 --seeds_zoo runs/theta0/zoo-seeds1-5 \
+        --extra theta0=runs/zoo-quick-unseen
+
 `--extra NAME=ZOO,...` also scores fresh zoos of other unseen domains (e.g. `wm-zoo --preset quick --replicas 100
 --domain vflip`) or of unseen θ0 (`theta0=ZOO` of `wm-zoo --preset quick --seeds 6,7`); with `--rescore`, finished settings
 are scored on the extras they lack (a run folder that is gone is trained again from the recorded configuration and seed). The rotated-by-90° shifted zoo and the extras are domains no merger trained on.
@@ -54,31 +61,38 @@ SETTINGS = {  # name -> MergerConfig overrides on top of the quick study's train
     # model selection on fresh CNNs: the best epoch chosen on RUN/zoo-select (a replica zoo, e.g. replica 101), not on the training zoo's validation triples
     'weights+select': dict(_select=True),
     'task_pair_mix+select': dict(model=dict(output='pair_mix', task_vectors=True), losses='layerwise_mse=0.1', _select=True),
+    # a merge rule that cannot depend on the frame (03_transformer's `mix_features`): per-kernel coefficients from each kernel's own statistics
+    'task_pair_rule': dict(model=dict(output='pair_mix', task_vectors=True, mix_features='local'), losses='layerwise_mse=0.1', epochs=120),  # one MLP shared by all kernels, no encoders; still improving at 40 epochs
 }
 DOMAIN_EPOCHS = STUDY_PRESETS['domains']['train_overrides']['epochs']  # 12: 8 zoos' triples an epoch, about 2.4x the steps of EPOCHS on one zoo
 for _k in list(SETTINGS): SETTINGS[f'{_k}+domains'] = {**SETTINGS[_k], 'epochs': DOMAIN_EPOCHS, '_domains': TRAIN_DOMAINS}
+for _k in ('weights', 'task_pair_mix', 'task_pair_rule'):  # across six θ0: the training zoo (init seed 0) joined with --seeds_zoo (init seeds 1-5),
+    SETTINGS[f'{_k}+seeds6'] = {**SETTINGS[_k], 'epochs': round(0.3 * SETTINGS[_k].get('epochs', EPOCHS)), '_seeds': True}  # 1.8x the one-zoo steps
 METHODS = ('merger', 'ground truth C3', 'ensemble', 'weight averaging', 'task arithmetic', 'TIES')
 
 
-def config(name, seed, run, domains_dir=None):
+def config(name, seed, run, domains_dir=None, seeds_zoo=None):
     P = dict(STUDY_PRESETS['quick']); over = dict(P['train_overrides'])
-    s = dict(SETTINGS[name]); model = s.pop('model', {}); doms = s.pop('_domains', ())
+    s = dict(SETTINGS[name]); model = s.pop('model', {}); doms = s.pop('_domains', ()); more_seeds = s.pop('_seeds', False)
     if s.pop('_select', False): s['select_zoo'] = str(Path(run)/'zoo-select')
     P['train_overrides'] = {**over, 'epochs': EPOCHS, **s, 'model': {**over.get('model', {}), **model}}
     cfg = fold_config(P, Path(run)/'zoo', 0, seed)
     if doms:
         if domains_dir is None: sys.exit(f"setting {name} trains across image domains: give --domains (the folder of zoo-DOMAIN zoos)")
         cfg = replace(cfg, zoo=','.join([cfg.zoo] + [str(Path(domains_dir)/f'zoo-{d}') for d in doms]))
+    if more_seeds:
+        if seeds_zoo is None: sys.exit(f"setting {name} trains across θ0: give --seeds_zoo (a zoo of other init seeds, e.g. wm-zoo --preset quick --seeds 1,2,3,4,5)")
+        cfg = replace(cfg, zoo=f'{cfg.zoo},{seeds_zoo}')
     return cfg
 
 
-def one(name, seed, run, shifted, work, domains_dir=None, extra=None, rescore=False):
+def one(name, seed, run, shifted, work, domains_dir=None, extra=None, rescore=False, seeds_zoo=None):
     f = OUT/f'{name}-seed{seed}.json'
     if f.exists():
         old = json.loads(f.read_text()); missing = {k: z for k, z in (extra or {}).items() if k not in old['sets']}
         if not (rescore and missing): print(f'{f}: done'); return
-        return add_sets(old, f, name, seed, run, work, domains_dir, missing)
-    cfg = config(name, seed, run, domains_dir); mdir = Path(work)/f'{name}-seed{seed}'
+        return add_sets(old, f, name, seed, run, work, domains_dir, missing, seeds_zoo)
+    cfg = config(name, seed, run, domains_dir, seeds_zoo); mdir = Path(work)/f'{name}-seed{seed}'
     sj, norm = mdir/'summary.json', lambda d: json.loads(json.dumps(d))
     if sj.exists() and norm(json.loads(sj.read_text())['config']) == norm(cfg.to_dict()):  # trained to the end before: its own record of the time
         r = json.loads(sj.read_text()); train_s = r['seconds']
@@ -100,9 +114,9 @@ def one(name, seed, run, shifted, work, domains_dir=None, extra=None, rescore=Fa
     print(json.dumps({k: res[k] for k in ('setting', 'seed', 'train_s')}), {w: res['sets'][w]['merger|mean|id_acc'] for w in res['sets']})
 
 
-def add_sets(res, f, name, seed, run, work, domains_dir, extra):
+def add_sets(res, f, name, seed, run, work, domains_dir, extra, seeds_zoo=None):
     "Score a finished (setting, seed) on further zoos; a run folder that is gone is trained again from the recorded configuration and seed."
-    cfg = config(name, seed, run, domains_dir); mdir = Path(work)/f'{name}-seed{seed}'
+    cfg = config(name, seed, run, domains_dir, seeds_zoo); mdir = Path(work)/f'{name}-seed{seed}'
     if not (mdir/'best.pt').exists() or json.loads((mdir/'config.json').read_text()) != json.loads(json.dumps(cfg.to_dict())):
         train_merger(cfg, mdir, resume=True, progress=False); res['retrained_for'] = sorted(extra)
     own = load_zoo(Path(run)/'zoo', mmap=False)
@@ -161,7 +175,7 @@ def plot(tab):
     sets = [(w, names.get(w, w)) for w in names if w in tab.columns] + [(w, w) for w in tab.columns if f'{w}_true' in tab.columns and w not in names]
     fig, ax = plt.subplots(figsize=(4 + 1.6 * len(sets), 4)); w = 0.8 / len(tab); x = np.arange(len(sets))
     for k, (name, r) in enumerate(tab.iterrows()):
-        ax.bar(x - 0.4 + w * (k + 0.5), [r[s] for s, _ in sets], w, yerr=[r[f'{s}_ci_hw'] for s, _ in sets], capsize=2, label=f'merger: {name}', hatch='//' if name.endswith('+domains') else None)
+        ax.bar(x - 0.4 + w * (k + 0.5), [r[s] for s, _ in sets], w, yerr=[r[f'{s}_ci_hw'] for s, _ in sets], capsize=2, label=f'merger: {name}', hatch='//' if name.endswith('+domains') else '..' if name.endswith('+seeds6') else None)
     for key, style, lab in (('true', 'k-', 'true C3 model'), ('ens', 'k--', "parents' ensemble"), ('ta', 'k:', 'task arithmetic')):
         for i, (s, _) in enumerate(sets): ax.plot([i - 0.45, i + 0.45], [tab[f'{s}_{key}'].mean()] * 2, style, lw=1, label=lab if i == 0 else None)
     ax.set_xticks(x); ax.set_xticklabels([n for _, n in sets], fontsize=8); ax.set_ylim(0, 100); ax.set_ylabel('ID accuracy on C3 (%), held-out combinations')
@@ -176,6 +190,7 @@ if __name__ == '__main__':
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--work', default='runs/reading', help='training run folders')
     ap.add_argument('--domains', default=None, help='folder of the zoo-DOMAIN zoos the +domains settings train on')
+    ap.add_argument('--seeds_zoo', default=None, help='a zoo of other init seeds (same classes and images) the +seeds6 settings train on beside RUN/zoo')
     ap.add_argument('--extra', default='', help='NAME=ZOO,... fresh zoos of further unseen image domains to score')
     ap.add_argument('--threads', type=int, default=None)
     ap.add_argument('--table', action='store_true', help='join the result files into table.csv')
@@ -183,7 +198,7 @@ if __name__ == '__main__':
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     if a.table: table(); sys.exit()
-    names = [n for n in SETTINGS if not n.endswith('+domains')] if a.setting == 'all' else a.setting.split(',')
+    names = [n for n in SETTINGS if not n.endswith(('+domains', '+seeds6'))] if a.setting == 'all' else a.setting.split(',')
     if bad := [n for n in names if n not in SETTINGS]: sys.exit(f"unknown settings {bad}; valid: {', '.join(SETTINGS)}")
     extra = dict(kv.split('=', 1) for kv in a.extra.split(',') if kv)
-    for n in names: one(n, a.seed, a.run, a.shifted or Path(a.run)/'zoo-shifted', a.work, a.domains, extra, a.rescore)
+    for n in names: one(n, a.seed, a.run, a.shifted or Path(a.run)/'zoo-shifted', a.work, a.domains, extra, a.rescore, a.seeds_zoo)

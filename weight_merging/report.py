@@ -216,7 +216,7 @@ def merger_from_model(model, std, zoo=None, scenario=None, name: str = 'merger')
         t0 = std.transform(ctx.theta0.to(dev)) if tv else 0.
         return model.fuse(model.encode(std.transform(w1.to(dev)) - t0, 0), model.encode(std.transform(w2.to(dev)) - t0, 1)).float().cpu()
     def loss(w1, w2, w3, ctx): return ((std.transform(w3) - std.transform(ctx.target)) ** 2).mean(1)  # layer-wise standardized MSE
-    return Merger(predict, loss, encode, name, zoo, scenario)
+    return Merger(predict, loss, encode if len(model.encoders) else None, name, zoo, scenario)  # a local merge rule (`mix_features='local'`) has no code
 
 def merger_from_run(run, which: str = 'best') -> Merger:
     "The `Merger` of a training run folder (its checkpoint `which`, loaded by the training chapter's `load_merger`)."

@@ -16,8 +16,8 @@ from .zoo import LAYERS, LAYER_SLICES, N_PARAMS
 
 # %% auto #0
 __all__ = ['TOKENIZERS', 'HIDDEN_UNITS', 'UNIT_WIRING', 'PARAM_VIEWS', 'consecutive_runs', 'IndexTokenizer', 'ChunkTokenizer',
-           'NeuronTokenizer', 'get_tokenizer', 'LayerStandardizer', 'permutation_index', 'random_unit_perms',
-           'permute_weights', 'PermutationBank', 'PermutationAugment']
+           'NeuronTokenizer', 'get_tokenizer', 'LayerStandardizer', 'param_units', 'permutation_index',
+           'random_unit_perms', 'permute_weights', 'PermutationBank', 'PermutationAugment']
 
 # %% ../nbs/02_tokenizer.ipynb #13eb5165
 def consecutive_runs(tokens: list  # one sequence of parameter positions per token, in order
@@ -200,6 +200,12 @@ def _perm_tables():
     return base, *(torch.from_numpy(t) for t in (unit[0], unit[1], stride[0], stride[1]))
 
 _UNIT_BASE, _OUT_U, _IN_U, _OUT_S, _IN_S = _perm_tables()
+
+# %% ../nbs/02_tokenizer.ipynb #2bb4b0cd
+def param_units() -> tuple[torch.Tensor, torch.Tensor]:
+    "Per parameter of the 2464-vector: the hidden unit (0..37, layer after layer) it belongs to as output, and the one it reads as input; 38 = none."
+    return _OUT_U.clone(), _IN_U.clone()
+
 
 # %% ../nbs/02_tokenizer.ipynb #ed8b65ec
 def permutation_index(perms: torch.Tensor) -> torch.Tensor:  # (B, 38) per-layer unit permutations, layer after layer (conv1 8, conv2 6, conv3 4, fc1 20)

@@ -574,6 +574,7 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
              output: str = None,  # the decoder: weights (the report's), unit_mix or pair_mix (mix the parents; see 03_transformer)
              select_zoo: str = None,  # a replica zoo of the training zoo: its triples of the validation combinations choose the best epoch (model selection on fresh CNNs)
              task_vectors: store_true = False,  # read the parents' task vectors θ − θ0 and write around their θ0 (03_transformer)
+             mix_features: str = None,  # mixing decoders with --task_vectors: code (per group index, default), local (one rule shared by all groups, permutation-equivariant) or both
              epochs: int = None,  # training epochs
              batch_size: int = None,  # triples per batch
              lr: float = None,  # AdamW learning rate
@@ -600,8 +601,9 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
             over['scenario'] = sc
         if task == 'subtract': over['both_orders'] = False  # encoder 1 reads the C3 model, encoder 2 the C2 model
         if model: over['preset'] = model
-        if tokenizer or output or task_vectors:
-            over['model'] = dict(base.get('model', {}), **({'tokenizer': tokenizer} if tokenizer else {}), **({'output': output} if output else {}), **({'task_vectors': True} if task_vectors else {}))
+        if tokenizer or output or task_vectors or mix_features:
+            over['model'] = dict(base.get('model', {}), **({'tokenizer': tokenizer} if tokenizer else {}), **({'output': output} if output else {}),
+                                 **({'task_vectors': True} if task_vectors else {}), **({'mix_features': mix_features} if mix_features else {}))
         cfg = merger_preset(preset, **over)
         out = out or f"runs/{'subtractor' if task == 'subtract' else 'merger'}-{preset}"
         s = train_merger(cfg, out, resume=not fresh, progress=not quiet)

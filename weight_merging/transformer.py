@@ -12,17 +12,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .zoo import N_PARAMS, LAYERS
-from .tokenizer import get_tokenizer, PARAM_VIEWS
+from .tokenizer import get_tokenizer, PARAM_VIEWS, param_units
 
 # %% auto #0
 __all__ = ['TRANSFORMER_PRESETS', 'TransformerConfig', 'transformer_preset', 'group_spans', 'TokenEmbedder', 'PositionalEncoding',
            'SelfAttention', 'EncoderLayer', 'Encoder', 'Neck2Seq', 'Decoder', 'mix_groups', 'UnitMix', 'TransformerAE',
-           'param_counts']
+           'LocalMix', 'param_counts']
 
 # %% ../nbs/03_transformer.ipynb #5e325899
 _CHOICES = {'fusion': ('concat', 'symmetric'), 'mode': ('merge', 'autoencoder'), 'pooling': ('mean', 'max'),
             'activation': ('relu', 'gelu'), 'tokenizer': ('chunk', 'neuron'),
-            'output': ('weights', 'unit_mix', 'pair_mix')}
+            'output': ('weights', 'unit_mix', 'pair_mix'), 'mix_features': ('code', 'local', 'both')}
 
 # %% ../nbs/03_transformer.ipynb #e6f9a3b5
 @dataclass
@@ -43,6 +43,7 @@ class TransformerConfig:
     output: str = 'weights'  # merge mode: 'weights' (the decoder writes every weight), 'unit_mix' (two coefficients per CNN unit mix the parents) or 'pair_mix' (per pair of connected units; `UnitMix`)
     mix_bounded: bool = False  # 'unit_mix'/'pair_mix': coefficients squashed into (0, 1) by a sigmoid (unbounded otherwise)
     task_vectors: bool = False  # merge mode: read the parents' task vectors τ = θ − θ0 and write around their shared θ0 (θ0 + a⊙τ1 + b⊙τ2 for a mixing decoder, θ0 + decode(z) otherwise); θ0 is an input
+    mix_features: str = 'code'  # mixing decoders: coefficients from the latent code per group index ('code'), from each group's own weights by one shared rule ('local': equivariant to hidden-unit permutations, no encoders) or both ('both'); 'local'/'both' need task_vectors=True
     pooling: str = 'mean'  # how an encoder's token sequence becomes one d_model vector: 'mean' or 'max'
     activation: str = 'relu'  # feed-forward activation
     n_params: int = N_PARAMS  # length of the weight vectors read and written
@@ -59,6 +60,8 @@ class TransformerConfig:
             raise ValueError("fusion='symmetric' needs shared_encoder=True: two separate encoders read the parents differently")
         if self.task_vectors and (self.mode != 'merge' or self.residual):
             raise ValueError("task_vectors=True reads two parents around their θ0: it needs mode='merge' and residual=False")
+        if self.mix_features != 'code' and (self.output == 'weights' or not self.task_vectors):
+            raise ValueError(f"mix_features={self.mix_features!r} reads the parents' task vectors group by group: it needs a mixing output ('unit_mix' or 'pair_mix') and task_vectors=True")
         if self.output != 'weights' and (self.mode != 'merge' or self.residual or self.n_params != N_PARAMS):
             raise ValueError(f"output={self.output!r} mixes two parents of the {N_PARAMS}-parameter zoo CNN: it needs mode='merge', residual=False and n_params={N_PARAMS}")
 
@@ -241,18 +244,21 @@ class UnitMix(nn.Module):
         super().__init__()
         self.register_buffer('group', mix_groups('pair' if cfg.output == 'pair_mix' else 'unit'), persistent=False)
         self.n_groups = int(self.group.max()) + 1
-        self.head, self.bounded = nn.Linear(cfg.neck, 2 * self.n_groups), cfg.mix_bounded
-        nn.init.zeros_(self.head.weight)
-        nn.init.constant_(self.head.bias, 0. if self.bounded else (1. if cfg.task_vectors else 0.5))  # 1/2 either way; task vectors: 1 (task arithmetic)
+        self.bounded, start = cfg.mix_bounded, (0. if cfg.mix_bounded else (1. if cfg.task_vectors else 0.5))  # 1/2 either way; task vectors: 1 (task arithmetic)
+        if cfg.mix_features == 'code':
+            self.head = nn.Linear(cfg.neck, 2 * self.n_groups)
+            nn.init.zeros_(self.head.weight); nn.init.constant_(self.head.bias, start)
+        else: self.rule = LocalMix(self.group, cfg.neck if cfg.mix_features == 'both' else 0, start=start)
 
-    def coefficients(self, z): # (B, neck)
+    def coefficients(self, z, # (B, neck) codes (None for mix_features='local')
+                     w1=None, w2=None, base=None): # (B, n_params) parents and θ0: what a local rule reads
         "(B, 2, n_groups): a (first parent) and b (second parent) per group."
-        c = self.head(z).view(len(z), 2, self.n_groups)
+        c = self.head(z).view(len(z), 2, self.n_groups) if hasattr(self, 'head') else self.rule(w1 - base, w2 - base, base, z)
         return torch.sigmoid(c) if self.bounded else c
 
-    def forward(self, z, w1, w2, # (B, neck) codes; (B, n_params) standardized parents
+    def forward(self, z, w1, w2, # (B, neck) codes (None for mix_features='local'); (B, n_params) standardized parents
                 base=None): # (B, n_params) standardized θ0: mix the task vectors around it
-        c = self.coefficients(z)[:, :, self.group]
+        c = self.coefficients(z, w1, w2, base)[:, :, self.group]
         if base is None: return c[:, 0] * w1 + c[:, 1] * w2
         return base + c[:, 0] * (w1 - base) + c[:, 1] * (w2 - base)
 
@@ -263,9 +269,9 @@ class TransformerAE(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or TransformerConfig()
         with torch.device('cpu'): self.tok = get_tokenizer(cfg.tokenizer)  # index tables on the CPU even when built on 'meta'
-        n_enc = 1 if cfg.shared_encoder or cfg.mode == 'autoencoder' else 2
+        n_enc = 0 if cfg.mix_features == 'local' else 1 if cfg.shared_encoder or cfg.mode == 'autoencoder' else 2  # a local rule reads no code
         self.encoders = nn.ModuleList(Encoder(self.tok, cfg) for _ in range(n_enc))
-        self.neck = nn.Linear(cfg.d_model * (2 if cfg.mode == 'merge' else 1), cfg.neck)
+        self.neck = nn.Linear(cfg.d_model * (2 if cfg.mode == 'merge' else 1), cfg.neck) if n_enc else nn.Identity()
         self.decoder = Decoder(self.tok.n_tokens, cfg) if cfg.output == 'weights' else UnitMix(cfg)
         if cfg.compile:
             for m in (*self.encoders, self.decoder): m.compile(**({} if cfg.compile is True else {'backend': cfg.compile}))
@@ -284,6 +290,7 @@ class TransformerAE(nn.Module):
                which: int = 0): # encoder index: 0 (first parent) or 1 (second parent)
         "Pooled code (..., d_model) of `w` by encoder `which` (the same encoder when shared)."
         if which not in (0, 1): raise ValueError(f"which={which!r}: the encoders are 0 and 1")
+        if not len(self.encoders): raise ValueError("mix_features='local': this merger has no encoders (its rule reads the weights group by group)")
         x = self._check(w)
         z = self.encoders[min(which, len(self.encoders) - 1)](self.tok.tokenize(x))
         return z.reshape(*w.shape[:-1], -1)
@@ -319,11 +326,75 @@ class TransformerAE(nn.Module):
             raise ValueError("a task-vector merger needs the parents' shared θ0 (theta0=...)" if self.cfg.task_vectors else "theta0 is an input of task-vector mergers only (task_vectors=True)")
         with self.autocast():
             x1, x2 = (w1, w2) if theta0 is None else (w1 - theta0, w2 - theta0)  # the encoders read task vectors
-            z = self.fuse(self.encode(x1, 0), None if w2 is None else self.encode(x2, 1))
-            if self.cfg.output != 'weights': return self.decoder(z.float(), w1.float(), w2.float(), None if theta0 is None else theta0.float())
+            z = None if self.cfg.mix_features == 'local' else self.fuse(self.encode(x1, 0), None if w2 is None else self.encode(x2, 1))
+            if self.cfg.output != 'weights': return self.decoder(None if z is None else z.float(), w1.float(), w2.float(), None if theta0 is None else theta0.float())
             out = self.decode(z).float()
         if theta0 is not None: return theta0.float() + out
         return out + (w1.float() + w2.float()) / 2 if self.cfg.residual and w2 is not None else out
+
+
+# %% ../nbs/03_transformer.ipynb #17e81a44
+class LocalMix(nn.Module):
+    "(a, b) per mixing group from that group's own task vectors and θ0, and its units' (the one it feeds, the one it reads), by one MLP shared by all groups."
+    n_stats = 20  # statistics per group and parent order (see `forward`)
+    def __init__(self, group: torch.Tensor, # (n_params,) the mixing group of each parameter (`mix_groups`)
+                 code: int = 0, # width of a latent code read beside the statistics (0: none, the rule is permutation-equivariant)
+                 hidden: int = 256, # width of the MLP (256 trained to higher validation accuracy than 64 on the quick zoo)
+                 start: float = 1.): # the coefficients at initialization (1: task arithmetic)
+        super().__init__()
+        layer = torch.cat([torch.full((math.prod(s),), k) for k, s in enumerate(LAYERS.values())])
+        out_u, in_u = param_units(); none = int(out_u.max())  # hidden units 0..37; 38: none (fc2's outputs, the image)
+        unit = mix_groups('unit')  # every unit, the 10 output units included
+        n_g = int(group.max()) + 1
+        per_group = lambda v: torch.zeros(n_g, dtype=torch.long).scatter_(0, group, v)  # a value every parameter of a group shares
+        same = lambda v: torch.equal(per_group(v)[group], v)
+        self.register_buffer('group', group, persistent=False)
+        self.register_buffer('out_u', out_u, persistent=False); self.register_buffer('in_u', in_u, persistent=False)
+        self.register_buffer('unit', unit, persistent=False); self.register_buffer('g_unit', per_group(unit), persistent=False)  # the unit a group belongs to (every group lies in one)
+        self.register_buffer('g_out', per_group(out_u), persistent=False)  # ... as a hidden unit (none for the output units)
+        self.register_buffer('g_in', per_group(in_u) if same(in_u) else torch.full((n_g,), none), persistent=False)  # the unit it reads (per-unit groups read many: none)
+        self.register_buffer('n_g', torch.bincount(group).float(), persistent=False); self.register_buffer('n_unit', torch.bincount(unit).float(), persistent=False)
+        self.register_buffer('n_out', torch.bincount(out_u, minlength=none + 1).float(), persistent=False)
+        self.register_buffer('n_in', torch.bincount(in_u, minlength=none + 1).float(), persistent=False)
+        self.register_buffer('onehot', F.one_hot(per_group(layer), len(LAYERS)).float(), persistent=False)
+        self.none = none
+        self.ctx = nn.Linear(code, 16) if code else None
+        self.mlp = nn.Sequential(nn.Linear(self.n_stats + len(LAYERS) + (16 if code else 0), hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.mlp[-1].weight); nn.init.constant_(self.mlp[-1].bias, start)
+
+    def _mean(self, x, by, n): # (B, n_params) -> (B, len(n)) mean of x over each bin of `by` (empty bins: 0)
+        return x.new_zeros(len(x), len(n)).index_add_(1, by, x) / n.clamp(min=1)
+
+    def forward(self, t1, t2, t0, # (B, n_params) task vectors of the parents and their θ0 (standardized)
+                z=None): # (B, code) latent code (when code > 0)
+        "(B, 2, n_groups) coefficients: a for the first parent, b for the second."
+        eps, g = 1e-6, self.group
+        gm = lambda x, y: self._mean(x * y, g, self.n_g)  # per group
+        om = lambda x, y: self._mean(x * y, self.unit, self.n_unit)[:, self.g_unit]  # over the incoming weights (and bias) of the unit the group belongs to
+        im = lambda x, y: self._mean(x * y, self.out_u, self.n_out)[:, self.g_in]  # over the incoming weights of the hidden unit the group reads
+        xm = lambda x, y: self._mean(x * y, self.in_u, self.n_in)[:, self.g_out]  # over the outgoing weights of the unit the group belongs to
+        w1, w2 = t0 + t1, t0 + t2
+        S = {'11': gm(t1, t1), '22': gm(t2, t2), '12': gm(t1, t2), '00': gm(t0, t0), '10': gm(t1, t0), '20': gm(t2, t0),
+             'm1': self._mean(t1, g, self.n_g), 'm2': self._mean(t2, g, self.n_g),
+             'u11': om(t1, t1), 'u22': om(t2, t2), 'u12': om(t1, t2), 'i11': im(t1, t1), 'i22': im(t2, t2), 'i12': im(t1, t2),
+             'x11': xm(t1, t1), 'x22': xm(t2, t2), 'x12': xm(t1, t2), 'X11': xm(w1, w1), 'X22': xm(w2, w2)}
+        has_out, has_in = (self.g_out != self.none).float(), (self.g_in != self.none).float()  # fc2's outputs feed nothing; conv1 reads the image
+        lr = lambda v: 0.5 * torch.log(v + eps)  # log RMS
+        cos = lambda xy, xx, yy: xy / torch.sqrt(xx * yy + eps)
+        def feats(a, b):  # the statistics as seen from parent a against parent b ('1', '2' or '2', '1')
+            k = lambda s: S[s.replace('a', a).replace('b', b)]  # e.g. k('uaa') is S['u11'] seen from parent 1, S['u22'] from parent 2
+            st = [lr(k('aa')), lr(k('bb')), lr(S['00']), cos(S['12'], k('aa'), k('bb')), cos(k('a0'), k('aa'), S['00']), cos(k('b0'), k('bb'), S['00']),
+                  k('ma') / torch.sqrt(k('aa') + eps), k('mb') / torch.sqrt(k('bb') + eps), lr(k('aa')) - lr(k('bb')),
+                  lr(k('uaa')), lr(k('ubb')), cos(S['u12'], k('uaa'), k('ubb')),  # the unit it belongs to: incoming task vectors
+                  has_in * lr(k('iaa')), has_in * lr(k('ibb')), has_in * cos(S['i12'], k('iaa'), k('ibb')),  # the unit it reads
+                  has_out * lr(k('xaa')), has_out * lr(k('xbb')), has_out * cos(S['x12'], k('xaa'), k('xbb')),  # the unit's outgoing task vectors
+                  has_out * lr(k('Xaa')), has_out * lr(k('Xbb'))]  # ... and outgoing weights: how much each parent uses the unit
+            return torch.stack(st, -1)
+        oh = self.onehot.expand(len(t1), -1, -1)
+        extra = [self.ctx(z)[:, None].expand(-1, oh.shape[1], -1)] if self.ctx is not None else []
+        a = self.mlp(torch.cat([feats('1', '2'), oh, *extra], -1))[..., 0]
+        b = self.mlp(torch.cat([feats('2', '1'), oh, *extra], -1))[..., 0]
+        return torch.stack([a, b], 1)
 
 
 # %% ../nbs/03_transformer.ipynb #0ed0c37e

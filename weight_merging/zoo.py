@@ -606,7 +606,7 @@ def zoo_data(zoo: Zoo,  # a loaded zoo
     return load_data(src, mnist_dir, False, c.get('n_train'), c.get('n_val'), c.get('split_seed', 0), c.get('domain', 'none'))
 
 # %% ../nbs/00_zoo.ipynb #db770e59
-_JOIN_SAME = ('classes', 'sizes', 'activations', 'inits', 'seeds', 'data', 'n_train', 'n_val', 'split_seed', 'train')  # what zoos to join share
+_JOIN_SAME = ('classes', 'sizes', 'activations', 'inits', 'data', 'n_train', 'n_val', 'split_seed', 'train')  # what zoos to join share (they differ in image domain or init seeds)
 
 def row_domains(zoo: Zoo) -> np.ndarray:
     "The image domain of every row: a joined zoo's `domain` column, else the domain the zoo was built in."
@@ -614,18 +614,21 @@ def row_domains(zoo: Zoo) -> np.ndarray:
     return np.full(len(zoo), (zoo.config or {}).get('domain', 'none'), dtype=object)
 
 def join_zoos(zoos: Sequence[Zoo]) -> Zoo:
-    "One zoo of zoos grown from the same θ0s, digits and training in different image domains; each row keeps its domain in a `domain` column."
+    "One zoo of zoos grown on the same digits with the same training, each in its own image domains or from its own θ0s (init seeds); rows keep their domain in a `domain` column."
     zoos = list(zoos)
     if not zoos: raise ValueError("join_zoos needs at least one zoo")
     cfgs = [z.config or {} for z in zoos]
     for k in _JOIN_SAME:
         if len({json.dumps(c.get(k), sort_keys=True) for c in cfgs}) > 1:
-            raise ValueError(f"zoos to join must share {k!r} (the same θ0s, digits and training), got {[c.get(k) for c in cfgs]}")
-    doms = [row_domains(z) for z in zoos]
-    flat = [d for ds in doms for d in sorted(set(ds))]
-    if len(set(flat)) < len(flat): raise ValueError(f"zoos to join must see different image domains, got {flat}")
+            raise ValueError(f"zoos to join must share {k!r} (the same digits and training), got {[c.get(k) for c in cfgs]}")
+    doms, seen = [row_domains(z) for z in zoos], set()
+    for z, d in zip(zoos, doms):  # a (domain, θ0) cell comes from one zoo only
+        cells = set(zip(map(str, d), map(int, z.meta.seed)))
+        if both := sorted(seen & cells): raise ValueError(f"zoos to join must differ in image domain or init seed: {len(both)} (domain, seed) cells, e.g. {both[0]}, are in two of them")
+        seen |= cells
     meta = pd.concat([z.meta.assign(domain=d) for z, d in zip(zoos, doms)], ignore_index=True)
-    cfg = {k: v for k, v in cfgs[0].items() if k != 'domain'} | {'domains': flat}
+    cfg = {k: v for k, v in cfgs[0].items() if k != 'domain'} | {'domains': list(dict.fromkeys(d for ds in doms for d in ds)),
+                                                               'seeds': sorted({int(s) for z in zoos for s in z.meta.seed})}
     return Zoo(np.concatenate([np.asarray(z.weights) for z in zoos]), meta, cfg)
 
 def domain_data(zoo: Zoo,  # a loaded zoo, joined or not
