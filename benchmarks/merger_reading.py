@@ -63,6 +63,7 @@ SETTINGS = {  # name -> MergerConfig overrides on top of the quick study's train
     'task_pair_mix+select': dict(model=dict(output='pair_mix', task_vectors=True), losses='layerwise_mse=0.1', _select=True),
     # a merge rule that cannot depend on the frame (03_transformer's `mix_features`): per-kernel coefficients from each kernel's own statistics
     'task_pair_rule': dict(model=dict(output='pair_mix', task_vectors=True, mix_features='local'), losses='layerwise_mse=0.1', epochs=120),  # one MLP shared by all kernels, no encoders; still improving at 40 epochs
+    'task_pair_both': dict(model=dict(output='pair_mix', task_vectors=True, mix_features='both'), losses='layerwise_mse=0.1', epochs=120),  # ... reading the latent code too (not equivariant)
 }
 DOMAIN_EPOCHS = STUDY_PRESETS['domains']['train_overrides']['epochs']  # 12: 8 zoos' triples an epoch, about 2.4x the steps of EPOCHS on one zoo
 for _k in list(SETTINGS): SETTINGS[f'{_k}+domains'] = {**SETTINGS[_k], 'epochs': DOMAIN_EPOCHS, '_domains': TRAIN_DOMAINS}
