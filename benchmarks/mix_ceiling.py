@@ -20,7 +20,7 @@ task arithmetic (λ = 1) and the true C3 models on the same triples:
 
 Each (zoo, family) is written to nbs/results/ceiling/ceiling.json as it finishes (atomically) and skipped when there.
 """
-import argparse, json, math, sys, time
+import argparse, json, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -28,24 +28,22 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance, cnn_forward, score_cnns, N_PARAMS, LAYERS
+from weight_merging.zoo import load_zoo, zoo_data, atomic_write, run_provenance, cnn_forward, score_cnns, N_PARAMS
+from weight_merging.eval import sample_rows, cluster_mean_ci
+from weight_merging.tokenizer import param_layers
 from weight_merging.study import STUDY_PRESETS, fold_config, fold_triples
 from weight_merging.train import zoo_theta0
 from weight_merging.transformer import mix_groups
 
 OUT = Path('nbs/results/ceiling')
-def _layer_groups():
-    "One group per parameter tensor (10): task arithmetic with a λ per layer and parent."
-    return torch.cat([torch.full((math.prod(s),), k) for k, s in enumerate(LAYERS.values())])
-
-
 def _head_groups():
     "One group per output unit (fc2's rows and biases: 10) and one for every other weight: a λ per digit's head and one for the body."
     u = mix_groups('unit'); head = u >= int(u.max()) - 9
     return torch.where(head, u - int(u.max()) + 10, torch.zeros_like(u))
 
 
-FAMILIES = {'layer': _layer_groups, 'head': _head_groups, 'unit': lambda: mix_groups('unit'), 'pair': lambda: mix_groups('pair'),
+FAMILIES = {'layer': param_layers,  # one group per parameter tensor (10): task arithmetic with a λ per layer and parent
+            'head': _head_groups, 'unit': lambda: mix_groups('unit'), 'pair': lambda: mix_groups('pair'),
             'param': lambda: torch.arange(N_PARAMS)}
 
 
@@ -69,14 +67,6 @@ def fit_mix(t0, t1, t2, group, acts, data, c3, steps=300, batch=128, lr=0.05, se
     return mix(coef).detach(), float(loss.detach()) / (M * batch)
 
 
-def per_combination(acc, c3):
-    "Mean over combinations of the per-combination mean, and the half-width of its 95 % interval (Student t over combinations)."
-    from scipy import stats
-    s = pd.Series(acc).groupby(pd.Series([','.join(map(str, c)) for c in c3])).mean()
-    hw = float(stats.t.ppf(0.975, len(s) - 1) * s.std(ddof=1) / np.sqrt(len(s))) if len(s) > 1 else float('nan')
-    return round(float(s.mean()), 3), round(hw, 3), int(len(s))
-
-
 def main(a):
     run = Path(a.run); res_f = OUT/'ceiling.json'
     res = json.loads(res_f.read_text()) if res_f.exists() else dict(results={})
@@ -86,7 +76,7 @@ def main(a):
     zoos = {'fresh': run/'zoo-fresh', **dict(kv.split('=', 1) for kv in a.extra.split(',') if kv)}
     for name, zp in zoos.items():
         z = load_zoo(zp, mmap=False); tr = fold_triples(own, z, cfg)['fresh']
-        if a.max_triples and len(tr) > a.max_triples: tr = tr[np.sort(np.random.default_rng(a.seed).choice(len(tr), a.max_triples, replace=False))]
+        tr = sample_rows(tr, a.max_triples, a.seed)
         data = zoo_data(z); T0, ix = zoo_theta0(z)
         W = torch.from_numpy(np.asarray(z.weights, dtype=np.float32))
         t0 = T0[ix[tr[:, 2]]]; t1, t2 = W[tr[:, 0]] - t0, W[tr[:, 1]] - t0
@@ -103,8 +93,8 @@ def main(a):
                 w, loss = fit_mix(t0, t1, t2, FAMILIES[fam](), acts, data, c3, a.steps, a.batch, a.lr, a.seed)
                 acc = score(w); extra = dict(train_loss=round(loss, 4), steps=a.steps, batch=a.batch, lr=a.lr,
                                              train_acc=round(float(np.mean(score_cnns(w, acts, data, c3, 'train', max_per_class=200).acc)), 3))
-            m, hw, n_comb = per_combination(acc, c3)
-            res['results'][key] = dict(zoo=name, family=fam, mean=m, ci_hw=hw, n_comb=n_comb, n=int(len(tr)), seconds=round(time.time() - t, 1), **extra)
+            m, lo, hi, n_comb = cluster_mean_ci(acc, [str(c) for c in c3])  # the interval is over class combinations
+            res['results'][key] = dict(zoo=name, family=fam, mean=round(m, 3), ci_hw=round((hi - lo) / 2, 3), n_comb=n_comb, n=int(len(tr)), seconds=round(time.time() - t, 1), **extra)
             res.update(command=' '.join(sys.argv), seed=a.seed, fold=0, zoos={k: str(v) for k, v in zoos.items()}, **run_provenance())
             OUT.mkdir(parents=True, exist_ok=True)
             atomic_write(res_f, lambda p: p.write_text(json.dumps(res, indent=1)))

@@ -15,16 +15,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .zoo import (MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activation, model_to_vec,
+from .zoo import (MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activation, model_to_vec, initial_weights,
                                 cnn_forward, score_cnns)
 
 # %% auto #0
-__all__ = ['CURVE_COLS', 'eval_triples', 'sample_rows', 'triple_table', 'initial_weights', 'MergeContext', 'make_context',
-           'Ensemble', 'Method', 'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average',
-           'ensemble_method', 'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step',
-           'stability_drop', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'parent_scores',
-           'MethodScores', 'score_method', 'finetune_methods', 'summarize', 'collapse_table', 'spearman_table',
-           'evaluate']
+__all__ = ['CURVE_COLS', 'eval_triples', 'sample_rows', 'triple_table', 'MergeContext', 'make_context', 'Ensemble', 'Method',
+           'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average', 'ensemble_method',
+           'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step', 'stability_drop',
+           'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'parent_scores', 'MethodScores',
+           'score_method', 'finetune_methods', 'summarize', 'collapse_table', 'spearman_table', 'evaluate']
 
 # %% ../nbs/06_eval.ipynb #4fa2ec2a
 from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples
@@ -62,15 +61,6 @@ def triple_table(zoo: Zoo, triples: np.ndarray) -> pd.DataFrame:
                       'c1': [_cls(zoo, r) for r in triples[:, 0]], 'c2': [_cls(zoo, r) for r in triples[:, 1]], 'c3': [_cls(zoo, r) for r in triples[:, 2]]})
     for col in ('activation', 'init', 'seed', 'bin'): t[col] = m[col].to_numpy()[triples[:, 0]] if len(triples) else []
     return t
-
-# %% ../nbs/06_eval.ipynb #136f4a9d
-@functools.lru_cache(maxsize=None)
-def _theta0(activation: str, init: str, seed: int) -> torch.Tensor:
-    return model_to_vec(ZooCNN(activation, init, int(seed)))
-
-def initial_weights(activation: str, init: str, seed: int) -> torch.Tensor:
-    "θ0: the 2464 initial weights shared by every zoo model of this activation, init and seed."
-    return _theta0(check_activation(activation), init, int(seed)).clone()
 
 # %% ../nbs/06_eval.ipynb #997a87f6
 @dataclass

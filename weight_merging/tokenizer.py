@@ -16,7 +16,7 @@ from .zoo import LAYERS, LAYER_SLICES, N_PARAMS
 
 # %% auto #0
 __all__ = ['TOKENIZERS', 'HIDDEN_UNITS', 'UNIT_WIRING', 'PARAM_VIEWS', 'consecutive_runs', 'IndexTokenizer', 'ChunkTokenizer',
-           'NeuronTokenizer', 'get_tokenizer', 'LayerStandardizer', 'param_units', 'permutation_index',
+           'NeuronTokenizer', 'get_tokenizer', 'param_layers', 'LayerStandardizer', 'param_units', 'permutation_index',
            'random_unit_perms', 'permute_weights', 'PermutationBank', 'PermutationAugment']
 
 # %% ../nbs/02_tokenizer.ipynb #13eb5165
@@ -124,6 +124,12 @@ def get_tokenizer(name: str) -> IndexTokenizer:
     if name not in TOKENIZERS: raise ValueError(f"unknown tokenizer {name!r}; valid: {', '.join(TOKENIZERS)}")
     return TOKENIZERS[name]()
 
+# %% ../nbs/02_tokenizer.ipynb #b6158b59
+def param_layers() -> torch.Tensor:
+    "Per parameter of the 2464-vector: the index of its tensor in `LAYERS` (0 = conv1.weight, ..., 9 = fc2.bias)."
+    return torch.repeat_interleave(torch.arange(len(LAYERS)), torch.tensor([math.prod(s) for s in LAYERS.values()]))
+
+
 # %% ../nbs/02_tokenizer.ipynb #38031c05
 class LayerStandardizer(nn.Module):
     "Per-layer standardization of (..., 2464) vectors: one mean and std per tensor of `LAYERS`, fitted on training rows."
@@ -133,8 +139,7 @@ class LayerStandardizer(nn.Module):
         self.register_buffer('mean', torch.zeros(len(LAYERS)))
         self.register_buffer('std', torch.ones(len(LAYERS)))
         self.register_buffer('n_fit', torch.zeros((), dtype=torch.long))  # rows it was fitted on (0: not fitted)
-        sizes = torch.tensor([math.prod(s) for s in LAYERS.values()])
-        self.register_buffer('layer_index', torch.repeat_interleave(torch.arange(len(LAYERS)), sizes), persistent=False)
+        self.register_buffer('layer_index', param_layers(), persistent=False)
 
     @property
     def fitted(self) -> bool: return int(self.n_fit) > 0

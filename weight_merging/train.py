@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .zoo import (zoo_data, domain_data, join_zoos, row_domains, N_PARAMS, LAYERS, LAYER_SLICES, Zoo, load_zoo, cnn_forward, score_cnns,
-                                atomic_write, ZooCNN, model_to_vec, cli_errors)
+                                atomic_write, ZooCNN, model_to_vec, initial_weights, cli_errors)
 from .scenarios import ScenarioConfig, make_scenario, find_triples, Scenario, SPLITS
 from .tokenizer import LayerStandardizer, PermutationAugment, PermutationBank
 from .transformer import TransformerAE, transformer_preset, TransformerConfig
@@ -128,7 +128,7 @@ def zoo_theta0(zoo: Zoo) -> tuple:
     "The distinct initial weights θ0 of a zoo's rows, (K, 2464), and the index of each row's θ0 among them, (N,)."
     m = zoo.meta; keys = list(zip(m.activation, m.init, m.seed.astype(int)))
     uniq = list(dict.fromkeys(keys)); pos = {k: i for i, k in enumerate(uniq)}
-    return torch.stack([model_to_vec(ZooCNN(*k)) for k in uniq]), torch.tensor([pos[k] for k in keys])
+    return torch.stack([initial_weights(*k) for k in uniq]), torch.tensor([pos[k] for k in keys])
 
 def triple_info(zoo: Zoo, triples: torch.Tensor) -> dict:
     "Per triple: target classes C3, parents' classes, activation, and the shared initial weights θ0 (T, 2464)."

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .zoo import N_PARAMS, LAYERS
-from .tokenizer import get_tokenizer, PARAM_VIEWS, param_units
+from .tokenizer import get_tokenizer, PARAM_VIEWS, param_units, param_layers
 
 # %% auto #0
 __all__ = ['TRANSFORMER_PRESETS', 'TransformerConfig', 'transformer_preset', 'group_spans', 'TokenEmbedder', 'PositionalEncoding',
@@ -342,7 +342,6 @@ class LocalMix(nn.Module):
                  hidden: int = 256, # width of the MLP (256 trained to higher validation accuracy than 64 on the quick zoo)
                  start: float = 1.): # the coefficients at initialization (1: task arithmetic)
         super().__init__()
-        layer = torch.cat([torch.full((math.prod(s),), k) for k, s in enumerate(LAYERS.values())])
         out_u, in_u = param_units(); none = int(out_u.max())  # hidden units 0..37; 38: none (fc2's outputs, the image)
         unit = mix_groups('unit')  # every unit, the 10 output units included
         n_g = int(group.max()) + 1
@@ -356,7 +355,7 @@ class LocalMix(nn.Module):
         self.register_buffer('n_g', torch.bincount(group).float(), persistent=False); self.register_buffer('n_unit', torch.bincount(unit).float(), persistent=False)
         self.register_buffer('n_out', torch.bincount(out_u, minlength=none + 1).float(), persistent=False)
         self.register_buffer('n_in', torch.bincount(in_u, minlength=none + 1).float(), persistent=False)
-        self.register_buffer('onehot', F.one_hot(per_group(layer), len(LAYERS)).float(), persistent=False)
+        self.register_buffer('onehot', F.one_hot(per_group(param_layers()), len(LAYERS)).float(), persistent=False)
         self.none = none
         self.ctx = nn.Linear(code, 16) if code else None
         self.mlp = nn.Sequential(nn.Linear(self.n_stats + len(LAYERS) + (16 if code else 0), hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
@@ -390,11 +389,9 @@ class LocalMix(nn.Module):
                   has_out * lr(k('xaa')), has_out * lr(k('xbb')), has_out * cos(S['x12'], k('xaa'), k('xbb')),  # the unit's outgoing task vectors
                   has_out * lr(k('Xaa')), has_out * lr(k('Xbb'))]  # ... and outgoing weights: how much each parent uses the unit
             return torch.stack(st, -1)
-        oh = self.onehot.expand(len(t1), -1, -1)
-        extra = [self.ctx(z)[:, None].expand(-1, oh.shape[1], -1)] if self.ctx is not None else []
-        a = self.mlp(torch.cat([feats('1', '2'), oh, *extra], -1))[..., 0]
-        b = self.mlp(torch.cat([feats('2', '1'), oh, *extra], -1))[..., 0]
-        return torch.stack([a, b], 1)
+        x = torch.stack([feats('1', '2'), feats('2', '1')], 1)  # (B, 2, groups, n_stats): row 0 gives a, row 1 gives b
+        extra = [self.ctx(z)[:, None, None].expand(-1, 2, x.shape[2], -1)] if self.ctx is not None else []
+        return self.mlp(torch.cat([x, self.onehot.expand(*x.shape[:3], -1), *extra], -1))[..., 0]
 
 
 # %% ../nbs/03_transformer.ipynb #0ed0c37e

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_zoo.ipynb #bdca2329
 from __future__ import annotations
-import contextlib, hashlib, importlib, itertools, json, math, os, re, sys, time
+import contextlib, functools, hashlib, importlib, itertools, json, math, os, re, sys, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Sequence
@@ -18,12 +18,12 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES', 'ACT_FNS', 'DATA_DIR', 'DIGITS_NPZ',
            'MNIST_MEAN', 'MNIST_STD', 'DOMAINS', 'ZOO_PRESETS', 'MEMBER_COLS', 'META_COLS', 'param_columns',
-           'check_activation', 'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model', 'vec_to_params',
-           'params_to_vec', 'cnn_forward', 'MNISTData', 'stratified_split', 'load_digits', 'load_mnist', 'load_data',
-           'check_domain', 'in_domain', 'experiences', 'experience_id', 'TrainConfig', 'bin_of', 'ModelSpec',
-           'score_cnns', 'ZooConfig', 'zoo_preset', 'zoo_specs', 'zoo_chunks', 'atomic_write', 'Zoo', 'save_zoo',
-           'zoo_stats', 'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data', 'row_domains', 'join_zoos',
-           'domain_data', 'require', 'cli_errors', 'run_provenance']
+           'check_activation', 'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model',
+           'initial_weights', 'vec_to_params', 'params_to_vec', 'cnn_forward', 'MNISTData', 'stratified_split',
+           'load_digits', 'load_mnist', 'load_data', 'check_domain', 'in_domain', 'experiences', 'experience_id',
+           'TrainConfig', 'bin_of', 'ModelSpec', 'score_cnns', 'ZooConfig', 'zoo_preset', 'zoo_specs', 'zoo_chunks',
+           'atomic_write', 'Zoo', 'save_zoo', 'zoo_stats', 'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data',
+           'row_domains', 'join_zoos', 'domain_data', 'require', 'cli_errors', 'run_provenance']
 
 # %% ../nbs/00_zoo.ipynb #099f8d44
 ACTIVATIONS = ('gelu', 'relu', 'silu', 'leakyrelu', 'sigmoid', 'tanh')  # the report's activation index 0-5
@@ -117,6 +117,16 @@ def vec_to_model(vec, activation='relu', init='kaiming_uniform', seed=0, dropout
     m = ZooCNN(activation, init, seed, dropout)
     nn.utils.vector_to_parameters(vec.clone(), m.parameters())
     return m
+
+# %% ../nbs/00_zoo.ipynb #2a7d881d
+@functools.lru_cache(maxsize=None)
+def _theta0(activation: str, init: str, seed: int) -> torch.Tensor:
+    return model_to_vec(ZooCNN(activation, init, int(seed)))
+
+def initial_weights(activation: str, init: str, seed: int) -> torch.Tensor:
+    "θ0: the 2464 initial weights shared by every zoo model of this activation, init and seed."
+    return _theta0(check_activation(activation), init, int(seed)).clone()
+
 
 # %% ../nbs/00_zoo.ipynb #a3b86610
 def vec_to_params(vecs: torch.Tensor) -> dict[str, torch.Tensor]:
