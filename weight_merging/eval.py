@@ -21,9 +21,11 @@ from .zoo import (MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activatio
 # %% auto #0
 __all__ = ['CURVE_COLS', 'eval_triples', 'sample_rows', 'triple_table', 'MergeContext', 'make_context', 'Ensemble', 'Method',
            'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average', 'ensemble_method',
-           'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'catch_up_step', 'stability_drop',
-           'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'EvalResult', 'parent_scores', 'MethodScores',
-           'score_method', 'finetune_methods', 'summarize', 'collapse_table', 'spearman_table', 'evaluate']
+           'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'paired_diff', 'catch_up_step',
+           'stability_drop', 'zoo_digits', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'label_diversity',
+           'functional_collapse', 'probe_images', 'EvalResult', 'parent_scores', 'cnn_labels', 'MethodScores',
+           'score_method', 'finetune_methods', 'summarize', 'collapse_table', 'functional_table',
+           'wrong_parent_weights', 'spearman_table', 'evaluate']
 
 # %% ../nbs/06_eval.ipynb #4fa2ec2a
 from .scenarios import ScenarioConfig, find_triples, make_scenario, load_scenario, check_triples
@@ -142,7 +144,8 @@ class Method:
 
 # %% ../nbs/06_eval.ipynb #208150d1
 def apply_method(method: Method, zoo: Zoo, triples: np.ndarray,  # (B, 3) zoo rows, one activation
-                 data: MNISTData | None = None, batch: int = 512, seed: int = 0):
+                 data: MNISTData | None = None, batch: int = 512, seed: int = 0,
+                 parent2: torch.Tensor | None = None):  # (B, 2464) weights to use instead of parent 2's (the wrong-parents control)
     "The method's CNNs (B, 2464) or `Ensemble` for `triples`, and its per-triple info (list of dicts, or None)."
     triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
     if method.uses_data and data is None: raise ValueError(f"method {method.name!r} uses data: pass `data`")
@@ -150,7 +153,8 @@ def apply_method(method: Method, zoo: Zoo, triples: np.ndarray,  # (B, 3) zoo ro
     for s in range(0, len(triples), batch):
         p = triples[s:s + batch]
         ctx = make_context(zoo, p, data if method.uses_data else None, method.uses_target, seed + s)
-        out = method.fn(zoo.vectors(p[:, 0]), zoo.vectors(p[:, 1]), ctx)
+        w2 = zoo.vectors(p[:, 1]) if parent2 is None else parent2[s:s + batch].to(torch.float32)
+        out = method.fn(zoo.vectors(p[:, 0]), w2, ctx)
         info = None
         if isinstance(out, tuple): out, info = out
         n = len(out)
@@ -277,6 +281,19 @@ def cluster_mean_ci(values,  # one value per triple (non-finite ones are dropped
     m, lo, hi, _ = mean_ci(gm, conf)
     return (m, lo, hi, G) if G >= min_units else (m, np.nan, np.nan, G)
 
+# %% ../nbs/06_eval.ipynb #560a86f0
+def paired_diff(per: pd.DataFrame,  # per-triple rows: method, c3, the metric and `keys`
+                a: str, b: str,  # the two methods: a − b
+                metric: str = 'id_acc', keys: Sequence = ('triple',),  # what identifies a triple (add 'fold', 'cnns' for pooled runs)
+                min_comb: int = 2) -> dict:
+    "a − b on the triples both have, seeds averaged per triple: mean over combinations, 95 % interval, n, n_comb, and whether it excludes 0."
+    keys = list(keys)
+    side = lambda m: per[per.method == m].groupby(keys).agg(v=(metric, 'mean'), c3=('c3', 'first'))
+    j = side(a).join(side(b).v.rename('w'), how='inner').dropna(subset=['v', 'w'])
+    mean, lo, hi, nc = cluster_mean_ci(j.v - j.w, j.c3, min_units=max(2, min_comb))
+    excludes = bool(np.isfinite(lo) and (lo > 0 or hi < 0))
+    return dict(a=a, b=b, metric=metric, diff=mean, lo=lo, hi=hi, n=len(j), n_comb=nc, excludes_zero=excludes)
+
 # %% ../nbs/06_eval.ipynb #4da4ac35
 def catch_up_step(steps, acc, target: float) -> float:
     "First step at which `acc` reaches `target` (NaN if never)."
@@ -289,6 +306,11 @@ def stability_drop(steps, acc) -> float:
     "Largest drop after a peak: max_t (max_{s≤t} acc_s − acc_t)."
     acc = np.asarray(acc, dtype=float)[np.argsort(np.asarray(steps), kind='stable')]
     return float((np.maximum.accumulate(acc) - acc).max()) if len(acc) else np.nan
+
+# %% ../nbs/06_eval.ipynb #9312a769
+def zoo_digits(zoo: Zoo) -> tuple:
+    "The digits a zoo's CNNs were trained on: every class that occurs in one of its experiences."
+    return tuple(int(c) for c in MEMBER_COLS if zoo.meta[c].to_numpy().any())
 
 # %% ../nbs/06_eval.ipynb #e8aa93cc
 def auroc(pos, neg) -> float:
@@ -327,6 +349,24 @@ def spearman(x, y,
     x, y = np.asarray(x, float), np.asarray(y, float); ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < min_pairs or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0: return (np.nan, np.nan)
     r = spearmanr(x[ok], y[ok]); return (float(r.statistic), float(r.pvalue))
+
+# %% ../nbs/06_eval.ipynb #146e9eb4
+def label_diversity(labels: torch.Tensor) -> float:
+    "Mean over images of the chance that two different CNNs label an image differently; `labels` (n CNNs, m images)."
+    n = len(labels)
+    if n < 2: return float('nan')
+    counts = F.one_hot(labels.long(), 10).sum(0).double()  # (m, 10): CNNs giving each label to each image
+    return float(((n * n - (counts ** 2).sum(1)) / (n * (n - 1))).mean())
+
+def functional_collapse(pred: torch.Tensor,  # (n, m) labels of the method's CNNs for n triples on m fixed images
+                        true: torch.Tensor) -> float:  # (n, m) labels of the true C3 models of the same triples
+    "`label_diversity(pred) / label_diversity(true)`: 0 = the same function whatever the parents; 1 = as varied as the targets."
+    d = label_diversity(true)
+    return label_diversity(pred) / d if d > 0 else float('nan')
+
+def probe_images(zoo: Zoo, data: MNISTData, per_class: int = 50) -> torch.Tensor:
+    "The fixed images every CNN labels for `functional_collapse`: the first `per_class` test images of each of the zoo's digits."
+    return data.x[data.indices('test', zoo_digits(zoo), per_class)]
 
 # %% ../nbs/06_eval.ipynb #ff129c58
 @dataclass
@@ -378,6 +418,13 @@ def parent_scores(zoo: Zoo, triples: np.ndarray,  # (n, 3) zoo rows
     tt['parents_mean_acc'] = (tt.p1_acc_c1 + tt.p2_acc_c2) / 2
     return tt
 
+# %% ../nbs/06_eval.ipynb #ba72e1d6
+def cnn_labels(models,  # (B, 2464) CNNs or an `Ensemble`
+               activation: str, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    "The label (argmax over the ten digits) each CNN gives each image of `x`: (B, len(x))."
+    fwd = models.logits if isinstance(models, Ensemble) else (lambda xb: cnn_forward(models, xb, activation))
+    with torch.no_grad(): return torch.cat([fwd(x[j:j + chunk]).argmax(-1) for j in range(0, len(x), chunk)], 1)
+
 # %% ../nbs/06_eval.ipynb #8b6600af
 @dataclass
 class MethodScores:
@@ -386,25 +433,42 @@ class MethodScores:
     preds: list = field(default_factory=list)  # (triple indices, CNNs (B, 2464)) of a single-CNN method
     ft_jobs: list = field(default_factory=list)  # (method, triple, activation, CNN, C3) to finetune
     codes: list = field(default_factory=list)  # (triple indices, latent codes)
+    labels: list = field(default_factory=list)  # (triple indices, labels (B, m) of the probe images) for `functional_collapse`
 
 def score_method(m: Method, zoo: Zoo, triples: np.ndarray, tt: pd.DataFrame,  # all test triples and their `parent_scores`
                  sel: np.ndarray,  # the indices of the triples this method runs on
-                 data: MNISTData, max_per_class: int | None = None, seed: int = 0) -> MethodScores:
+                 data: MNISTData, max_per_class: int | None = None, seed: int = 0,
+                 probe: torch.Tensor | None = None,  # fixed images every CNN labels (`probe_images`), or None
+                 wrong_parent2: torch.Tensor | None = None) -> MethodScores:  # (n, 2464) another parent 2 per triple (NaN: none)
     "Run method `m` on triples `sel`, per activation, and score its CNNs on C3, the other digits, C1 and C2 (see above)."
     acts, out_ = tt.activation.to_numpy(), MethodScores()
     c1, c2, c3 = (_classes_of(zoo, triples[:, k]) for k in range(3))
+    digits = zoo_digits(zoo)
     for a in sorted(set(acts[sel])):
         s = sel[acts[sel] == a]
+        t0 = time.perf_counter()
         out, info = apply_method(m, zoo, triples[s], data, seed=seed)
+        merge_s = (time.perf_counter() - t0) / len(s)
         cs = lambda L: [L[i] for i in s]
         sc = {'id': score_cnns(out, a, data, cs(c3), 'test', max_per_class, keep_confidence=True),
               'ood': score_cnns(out, a, data, [_other_classes(c) for c in cs(c3)], 'test', max_per_class, keep_confidence=True),
-              'c1': score_cnns(out, a, data, cs(c1), 'test', max_per_class), 'c2': score_cnns(out, a, data, cs(c2), 'test', max_per_class)}
+              'c1': score_cnns(out, a, data, cs(c1), 'test', max_per_class), 'c2': score_cnns(out, a, data, cs(c2), 'test', max_per_class),
+              'zoo_ood': score_cnns(out, a, data, [tuple(d for d in digits if d not in c) for c in cs(c3)], 'test', max_per_class)}
         df = tt.iloc[s][['triple']].copy()
         df['method'] = m.name
         df['id_acc'], df['id_acc_c3'] = sc['id'].acc.to_numpy(), sc['id'].acc_restricted.to_numpy()
         df['ood_acc'], df['acc_c1'], df['acc_c2'] = sc['ood'].acc.to_numpy(), sc['c1'].acc.to_numpy(), sc['c2'].acc.to_numpy()
         df['ood_auroc'] = [auroc(i, o) for i, o in zip(sc['id'].msp, sc['ood'].msp)]
+        df['ood_zoo_acc'] = sc['zoo_ood'].acc.to_numpy()
+        df['merge_s'] = merge_s
+        if probe is not None: out_.labels.append((s, cnn_labels(out, a, probe)))
+        if wrong_parent2 is not None and not m.uses_target and m.family != 'continual':
+            ok = s[torch.isfinite(wrong_parent2[s]).all(1).numpy()]
+            df['wrong_parent_acc'] = np.nan
+            if len(ok):
+                sw, _ = apply_method(m, zoo, triples[ok], data, seed=seed, parent2=wrong_parent2[ok])
+                acc = score_cnns(sw, a, data, [c3[t] for t in ok], 'test', max_per_class).acc.to_numpy()
+                df.loc[np.isin(s, ok), 'wrong_parent_acc'] = acc
         if m.kind == 'cnn':
             df['wmse'] = ((out - zoo.vectors(triples[s, 2])) ** 2).mean(1).numpy()
             out_.preds.append((s, out))
@@ -467,6 +531,29 @@ def collapse_table(preds: dict,  # method -> [(triple indices, CNNs)]
         col.append(dict(method=mn, collapse=collapse_score(P, Wt), lo=lo, hi=hi, n=len(idx), n_comb=tt.c3.iloc[idx].nunique()))
     return pd.DataFrame(col)
 
+def functional_table(labels: dict,  # method -> [(triple indices, probe labels)]
+                     zoo: Zoo, triples: np.ndarray, probe: torch.Tensor, bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
+    "Each method's `functional_collapse` against the true C3 models on the same triples, with a bootstrap interval over triples."
+    acts = zoo.meta.activation.to_numpy()[triples[:, 2]]
+    true = torch.zeros(len(triples), len(probe), dtype=torch.long)
+    for a in sorted(set(acts)):
+        s = np.nonzero(acts == a)[0]; true[s] = cnn_labels(zoo.vectors(triples[s, 2]), a, probe)
+    rows = []
+    for mn, lst in labels.items():
+        idx = np.concatenate([s for s, _ in lst]); L = torch.cat([l for _, l in lst]); T = true[idx]
+        lo, hi = bootstrap_ci(lambda i: functional_collapse(L[i], T[i]), len(idx), bootstrap, seed=seed) if bootstrap else (np.nan, np.nan)
+        rows.append(dict(method=mn, functional=functional_collapse(L, T), functional_lo=lo, functional_hi=hi))
+    return pd.DataFrame(rows)
+
+def wrong_parent_weights(triples: np.ndarray, zoo2: Zoo, rows2) -> torch.Tensor:
+    "(n, 2464): zoo2's CNN rows2[i] for triple i, NaN where rows2[i] < 0 (no wrong parent)."
+    rows2 = np.asarray(rows2, dtype=np.int64)
+    if len(rows2) != len(triples): raise ValueError(f"{len(triples)} triples but {len(rows2)} wrong-parent rows")
+    out = torch.full((len(triples), N_PARAMS), float('nan'))
+    ok = rows2 >= 0
+    if ok.any(): out[torch.from_numpy(ok)] = zoo2.vectors(rows2[ok]).float()
+    return out
+
 def spearman_table(per: pd.DataFrame, finetune: FinetuneConfig | None) -> pd.DataFrame:
     "Spearman's ρ between each per-triple loss (`wmse`, `merger_loss`) and the accuracy after merging and after the longest finetuning."
     spr = []
@@ -486,7 +573,9 @@ def evaluate(zoo: Zoo, triples: np.ndarray,  # (n, 3) zoo rows of the test tripl
              max_per_class: int | None = None,  # test images per class (None: all)
              seed: int = 0, bootstrap: int = 1000, log: Callable | None = None,
              progress: bool = False,  # a progress bar over the methods
-             min_comb: int = 5) -> EvalResult:  # fewer class combinations (C3) than this: a mean without an interval
+             min_comb: int = 5,  # fewer class combinations (C3) than this: a mean without an interval
+             wrong_parents: tuple | None = None,  # (zoo2, rows2): parent 2 of triple i replaced by zoo2's row rows2[i] (-1: none)
+             probe_per_class: int = 50) -> EvalResult:  # probe images per zoo digit for `functional_collapse` (0: none)
     "Run every method on the same test triples and measure every metric (see above)."
     log = log or (lambda *a: None)
     triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3); n = len(triples)
@@ -494,19 +583,23 @@ def evaluate(zoo: Zoo, triples: np.ndarray,  # (n, 3) zoo rows of the test tripl
     names = [m.name for m in methods]
     if len(set(names)) != len(names): raise ValueError(f"method names must be unique, got {names}")
     tt = parent_scores(zoo, triples, data, max_per_class)
+    probe = probe_images(zoo, data, probe_per_class) if probe_per_class else None
+    swap = wrong_parent_weights(triples, *wrong_parents) if wrong_parents is not None else None
     order = np.random.default_rng(seed).permutation(n)  # samples are prefixes of one shuffle: nested, the same for every method
-    recs, preds, codes, timings, ft_jobs = [], {}, {}, {}, []
+    recs, preds, codes, labels, timings, ft_jobs = [], {}, {}, {}, {}, []
     for m in tqdm(methods, desc='evaluation', unit='method', disable=not progress):
         sel = np.arange(n) if m.sample is None or m.sample >= n else np.sort(order[:m.sample])
         t0 = time.time(); log(f"{m.label}: {len(sel)} triples")
-        ms = score_method(m, zoo, triples, tt, sel, data, max_per_class, seed)
+        ms = score_method(m, zoo, triples, tt, sel, data, max_per_class, seed, probe, swap)
         recs += ms.rows; ft_jobs += ms.ft_jobs
         if ms.preds: preds[m.name] = ms.preds
         if ms.codes: codes[m.name] = ms.codes
+        if ms.labels: labels[m.name] = ms.labels
         timings[m.name] = time.time() - t0
     per = pd.concat(recs, ignore_index=True).merge(tt, on='triple', how='left')
     per['forgetting_c1'] = per.p1_acc_c1 - per.acc_c1
     per['gain_c2'] = per.acc_c2 - per.p1_acc_c2
+    if 'wrong_parent_acc' in per: per['wrong_parent_drop'] = per.id_acc - per.wrong_parent_acc
     curves = pd.DataFrame(columns=CURVE_COLS)
     if finetune is not None and ft_jobs:
         t0 = time.time()
@@ -526,6 +619,8 @@ def evaluate(zoo: Zoo, triples: np.ndarray,  # (n, 3) zoo rows of the test tripl
                             sample=m.sample, params=json.dumps(m.params, default=str), note=m.note) for m in methods])
     cfg = dict(n_triples=n, n_comb=int(tt.c3.nunique()), min_comb=min_comb, max_per_class=max_per_class, seed=seed, bootstrap=bootstrap,
                finetune=asdict(finetune) if finetune else None)
-    return EvalResult(tt, per, curves, summarize(per, metric_cols, min_comb), mt, collapse_table(preds, zoo, triples, tt, bootstrap, seed),
+    col = collapse_table(preds, zoo, triples, tt, bootstrap, seed)
+    if labels: col = col.merge(functional_table(labels, zoo, triples, probe, bootstrap, seed), on='method', how='outer')
+    return EvalResult(tt, per, curves, summarize(per, metric_cols, min_comb), mt, col,
                       spearman_table(per, finetune), {k: (np.concatenate([s for s, _ in v]), np.concatenate([z for _, z in v])) for k, v in codes.items()},
                       {}, cfg, timings)

@@ -154,7 +154,7 @@ def summary_markdown(res: EvalResult, head: pd.DataFrame, title: str, steps: int
           f"Means over class combinations C3 (each the mean of its triples) with 95 % confidence intervals (Student t over combinations); n counts triples, n comb combinations, and with fewer than {cfg.get('min_comb', 5)} combinations a mean is shown without an interval (indicative).", '',
           f'## Headline: ID accuracy (%) on C3 straight after merging and after {steps} finetuning steps', '', md_table(head), '',
           '## More metrics (mean ± half-width of the 95 % CI)', '', md_table(pd.DataFrame([row(m, more) for m in res.methods['name']], columns=['method', *more])), '',
-          '## Collapse (spread of predicted CNNs across triples relative to the true C3 models; 0 = one CNN for all)', '', md_table(res.collapse), '',
+          '## Collapse (spread of predicted CNNs across triples relative to the true C3 models; 0 = one CNN for all; `collapse`: weights, `functional`: labels of fixed images)', '', md_table(res.collapse), '',
           '## Spearman correlation of per-triple loss with accuracy', '', md_table(res.spearman) if len(res.spearman) else '(none)', '']
     if res.tuning:
         md += ['## Hyperparameters chosen on validation triples', '']

@@ -14,42 +14,63 @@ import pandas as pd
 import torch
 from fastcore.script import call_parse, store_true
 
-from .zoo import zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
+from .zoo import MEMBER_COLS, zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
 from .build import build_zoo
 from .scenarios import ScenarioConfig, make_scenario
 from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger, read_checkpoint, combination_triples
-from .eval import FinetuneConfig, evaluate, cluster_mean_ci, sample_rows
+from .eval import FinetuneConfig, evaluate, cluster_mean_ci, sample_rows, paired_diff
 from .continual import CLConfig, CL_STRATEGIES
 from .report import baseline_methods, write_report, load_result, merger_from_run, md_table
 
 # %% auto #0
-__all__ = ['TRAIN_DOMAINS', 'STUDY_PRESETS', 'CNN_SETS', 'EVAL_DEFAULTS', 'READING_NOTE', 'eval_settings', 'fold_config',
-           'fold_triples', 'StageLog', 'zoo_stage', 'bounded_zoo', 'eval_fold', 'pool_study', 'method_stats',
-           'study_headline', 'versus', 'reading_table', 'headline_markdown', 'training_times', 'study_report',
+__all__ = ['RECALL_DOMAINS', 'UNSEEN_SEEDS', 'TRAIN_DOMAINS', 'STUDY_PRESETS', 'CNN_SETS', 'RECALL_PROOF', 'EVAL_DEFAULTS',
+           'READING_NOTE', 'PAIRS', 'test_kinds', 'is_recall_proof', 'kind_name', 'eval_settings', 'fold_config',
+           'fold_triples', 'StageLog', 'zoo_stage', 'bounded_zoo', 'partner_rows', 'wrong_parent_kind', 'eval_fold',
+           'pool_study', 'pool_collapse', 'method_stats', 'study_headline', 'versus', 'recall_proof_table',
+           'paired_table', 'reading_table', 'headline_markdown', 'training_times', 'test_zoos', 'study_report',
            'compare_results', 'same_run', 'run_study', 'parse_eval', 'wm_run']
 
 # %% ../nbs/07_study.ipynb #017c7643
 _QUICK_EVAL = dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=6, cl_sample=3, n_fisher=64)
-TRAIN_DOMAINS = ('rot45', 'rot135', 'rot180', 'rot225', 'rot315', 'hflip', 'invert')  # the image domains the `domains` preset trains across besides the zoo's own (not rot90: the shifted zoo's)
+RECALL_DOMAINS = ('rot90', 'vflip', 'rot30+invert')  # image domains of the recall-proof test zoos: never training domains
+UNSEEN_SEEDS = (6,)  # init seeds (θ0) of the recall-proof test zoo: never training seeds
+TRAIN_DOMAINS = ('rot45', 'rot135', 'rot180', 'rot225', 'rot315', 'hflip', 'invert')  # the image domains the `domains` preset trains across besides the zoo's own (none of RECALL_DOMAINS)
 _DESIGN = dict(distill=1.)  # the merger design the ablation of 05_train selected: the functional (distillation) term
 STUDY_PRESETS = {
-    'tiny': dict(zoo='tiny', replicas=(0, 1), fresh=(100,), shift='rot90', train_domains=('hflip',), train='tiny', train_overrides=dict(distill=0.5),
+    'tiny': dict(zoo='tiny', replicas=(0, 1), fresh=(100,), test_domains=('rot90',), test_seeds=(1,), train_domains=('hflip',), train='tiny', train_overrides=dict(distill=0.5),
                  folds=2, run_folds=(0,), seeds=(0,),
                  eval=dict(steps=(0, 10, 20), epochs=1, eval_every=10, ft_sample=2, cl_sample=1, cl_epochs=1, continual=('naive', 'joint'),
                            n_fisher=8, max_per_class=20, bootstrap=100)),
-    'quick': dict(zoo='quick', replicas=(0,), fresh=(100,), shift='rot90', train='quick', train_overrides=dict(_DESIGN, epochs=40),
+    'quick': dict(zoo='quick', replicas=(0,), fresh=(100,), test_domains=RECALL_DOMAINS, test_seeds=UNSEEN_SEEDS, train='quick', train_overrides=dict(_DESIGN, epochs=40),
                   folds=4, run_folds=(0,), seeds=(0,), eval=dict(_QUICK_EVAL, ft_sample=4, continual=('naive', 'ewc', 'replay', 'joint'))),
-    'domains': dict(zoo='quick', replicas=(0,), fresh=(100,), shift='rot90', train_domains=TRAIN_DOMAINS, train='quick',  # trained across 8 image domains
+    'domains': dict(zoo='quick', replicas=(0,), fresh=(100,), test_domains=RECALL_DOMAINS, test_seeds=UNSEEN_SEEDS, train_domains=TRAIN_DOMAINS, train='quick',  # trained across 8 image domains
                     train_overrides=dict(_DESIGN, epochs=12), folds=4, run_folds=(0,), seeds=(0,), eval=dict(_QUICK_EVAL, ft_sample=4, continual=('naive', 'ewc', 'replay', 'joint'))),
-    'study': dict(zoo='quick', replicas=(0, 1, 2), fresh=(100,), shift='rot90', train='quick', train_overrides=dict(_DESIGN, preset='small', epochs=18),  # committed with the small transformer
+    'study': dict(zoo='quick', replicas=(0, 1, 2), fresh=(100,), test_domains=RECALL_DOMAINS, test_seeds=UNSEEN_SEEDS, train='quick', train_overrides=dict(_DESIGN, preset='small', epochs=18),  # committed with the small transformer
                   folds=4, run_folds=None, seeds=(0, 1, 2), eval=dict(_QUICK_EVAL, continual=('naive', 'replay', 'joint'))),
-    'standard': dict(zoo='standard', replicas=(0, 1, 2), fresh=(100,), shift='rot90', train='standard', train_overrides=_DESIGN,
+    'standard': dict(zoo='standard', replicas=(0, 1, 2), fresh=(100,), test_domains=RECALL_DOMAINS, test_seeds=UNSEEN_SEEDS, train='standard', train_overrides=_DESIGN,
                      folds=5, run_folds=None, seeds=(0, 1, 2), eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=32, cl_sample=16)),
-    'paper': dict(zoo='paper', replicas=(0,), fresh=(100,), shift='rot90', train='paper', train_overrides={},
+    'paper': dict(zoo='paper', replicas=(0,), fresh=(100,), test_domains=RECALL_DOMAINS, test_seeds=UNSEEN_SEEDS, train='paper', train_overrides={},
                   folds=5, run_folds=None, seeds=(0, 1, 2), eval=dict(steps=(0, 50, 100, 200, 500), epochs=3, ft_sample=64, cl_sample=32)),
-}  # wm-run presets; `train_domains`: image domains of further training zoos (same θ0s and digits) the merger trains across besides the zoo's own
+}  # wm-run presets; `train_domains`: image domains of further training zoos (same θ0s and digits) the merger trains across besides the zoo's own;
+# `test_domains`, `test_seeds`: the recall-proof test zoos (the fresh replicas in each unseen domain, and of each unseen θ0)
 
-CNN_SETS = {'own': 'training-zoo CNNs', 'fresh': 'fresh CNNs', 'shifted': 'fresh CNNs, unseen image domain'}  # the kinds of test CNNs, as the report names them
+CNN_SETS = {'own': 'training-zoo CNNs', 'fresh': 'fresh CNNs', 'shifted': 'fresh CNNs, unseen image domain'}  # the kinds of test CNNs, as the report names them ('shifted': older runs)
+RECALL_PROOF = 'unseen domains and θ0'  # the report's name of the recall-proof test set: every kind of test CNNs but 'own' and 'fresh'
+
+# %% ../nbs/07_study.ipynb #b7883228
+def test_kinds(P: dict) -> list:
+    "The kinds of test CNNs of preset entry `P`, recall-proof first: its test domains, 'theta0' (if it has test seeds), 'fresh', 'own'."
+    return [*P.get('test_domains', ()), *(['theta0'] if P.get('test_seeds') else []), 'fresh', 'own']
+
+def is_recall_proof(kind: str) -> bool:
+    "Whether a kind of test CNNs comes from an image domain or a θ0 that no merger trained on."
+    return kind not in ('own', 'fresh')
+
+def kind_name(kind: str) -> str:
+    "How the report names a kind of test CNNs."
+    if kind in CNN_SETS: return CNN_SETS[kind]
+    if kind == 'recall-proof': return RECALL_PROOF
+    return 'unseen θ0' if kind == 'theta0' else f'unseen domain {kind}'
 
 # %% ../nbs/07_study.ipynb #07e99047
 EVAL_DEFAULTS = dict(steps=(0, 50, 100, 200, 500), epochs=3, eval_every=50, ft_sample=None, cl_sample=8, cl_epochs=3,
@@ -77,8 +98,9 @@ def fold_config(P: dict,  # a STUDY_PRESETS entry
 
 # %% ../nbs/07_study.ipynb #00fff27c
 def fold_triples(zoo, fresh, cfg: MergerConfig,
-                 shifted=None) -> dict:  # a zoo of another image domain, or None
-    "Zoo rows (n, 3) of fold `cfg`'s held-out triples in `zoo` ('own'), `fresh` ('fresh') and `shifted`, its validation triples, and its held-out targets."
+                 shifted=None,  # a zoo of another image domain, or None
+                 tests: dict | None = None) -> dict:  # more test zoos: kind -> zoo (e.g. 'vflip', 'theta0')
+    "Zoo rows (n, 3) of fold `cfg`'s held-out triples in `zoo` ('own'), `fresh`, `shifted` and each of `tests`, its validation triples and held-out targets."
     sc = make_scenario(zoo, ScenarioConfig(**cfg.scenario))
     t, first = sc.table, sc.table.replica.min()
     held = set(t.c3[t.split == 'test'].tolist())
@@ -87,6 +109,7 @@ def fold_triples(zoo, fresh, cfg: MergerConfig,
     out = dict(own=rows(t[(t.split == 'test') & (t.replica == first)]), val=rows(t[(t.split == 'val') & (t.replica == first)]),
                fresh=held_rows(fresh), targets=sorted(held))
     if shifted is not None: out['shifted'] = held_rows(shifted)
+    for kind, z in (tests or {}).items(): out[kind] = held_rows(z)
     return out
 
 # %% ../nbs/07_study.ipynb #109c0f32
@@ -131,16 +154,34 @@ def bounded_zoo(cfg, epochs: int | None):
     return replace(cfg, train=replace(t, epochs=epochs, bins=bins, min_epochs=bins[0], cycle_epochs=min(t.cycle_epochs, max(epochs / 2, 0.5))))
 
 
+# %% ../nbs/07_study.ipynb #1daa8b98
+def partner_rows(zoo, rows, zoo2,
+                 match=('activation', 'init', 'seed', 'bin')) -> np.ndarray:  # fields that must agree besides the classes
+    "For each of `zoo`'s `rows`, the row of `zoo2` with the same classes and `match` fields (its first replica), or -1."
+    key = lambda m: pd.MultiIndex.from_frame(m[[*MEMBER_COLS, *match]].astype(str))
+    m2 = zoo2.meta.reset_index(drop=True).assign(_row=np.arange(len(zoo2.meta))).sort_values(['replica', '_row'])
+    first = pd.Series(m2._row.to_numpy(), index=key(m2))
+    first = first[~first.index.duplicated()]
+    return first.reindex(key(zoo.meta.iloc[np.asarray(rows, dtype=np.int64)])).fillna(-1).to_numpy(np.int64)
+
+def wrong_parent_kind(kind: str, kinds) -> str | None:
+    "Which kind of test CNNs gives `kind`'s triples their wrong parent 2 (None: none available)."
+    if is_recall_proof(kind): return 'fresh' if 'fresh' in kinds else None
+    return next((k for k in kinds if is_recall_proof(k)), None)
+
 # %% ../nbs/07_study.ipynb #c2e6ede1
 def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run folder of this fold
               cfg: MergerConfig, es: dict,  # the fold's training config; evaluation settings (`eval_settings`)
               out, mnist_dir=None, progress: bool = False,
-              shifted_dir=None) -> dict:  # the zoo of another image domain (None: none)
-    "Evaluate fold `cfg`'s mergers and the baselines on its held-out triples of the training zoo, the fresh zoo and the shifted zoo."
-    zoos = {'own': zoo_dir, 'fresh': fresh_dir, **({'shifted': shifted_dir} if shifted_dir else {})}
+              shifted_dir=None,  # the zoo of another image domain (None: none; older runs)
+              test_dirs: dict | None = None,  # more test zoos: kind -> folder ('rot90', 'vflip', 'theta0', ...)
+              skip=(),  # kinds already evaluated (their results folders are complete)
+              on_done: Callable | None = None) -> dict:  # called (kind, seconds) as each kind's results are written
+    "Evaluate fold `cfg`'s mergers and the baselines on its held-out triples of every test zoo, with the wrong-parents control."
+    zoos = {**(test_dirs or {}), **({'shifted': shifted_dir} if shifted_dir else {}), 'fresh': fresh_dir, 'own': zoo_dir}
     loaded = {k: load_zoo(v, mmap=False) for k, v in zoos.items()}
     zoo, data = loaded['own'], zoo_data(loaded['own'], mnist_dir)
-    tr = fold_triples(zoo, loaded['fresh'], cfg, loaded.get('shifted'))
+    tr = fold_triples(zoo, loaded['fresh'], cfg, loaded.get('shifted'), {k: z for k, z in loaded.items() if k not in ('own', 'fresh', 'shifted')})
     ms, tuning = baseline_methods(zoo, tr['val'], data, continual=tuple(es['continual']), cl=CLConfig(epochs=es['cl_epochs']),
                                   cl_sample=es['cl_sample'], n_fisher=es['n_fisher'], max_per_class=es['max_per_class'])
     mergers = []
@@ -151,22 +192,32 @@ def eval_fold(zoo_dir, fresh_dir, merger_dirs: dict,  # seed -> training run fol
     res = {}
     for w in loaded: tr[w] = sample_rows(tr[w], es['max_triples'], es['seed'])  # at most max_triples held-out triples (a seeded sample)
     for which, z in loaded.items():  # each zoo's CNNs on the images of its own domain
-        r = evaluate(z, tr[which], ms, data if which == 'own' else zoo_data(z, mnist_dir), ft, es['max_per_class'], es['seed'], es['bootstrap'], progress=progress)
+        if which in skip: continue
+        t0 = time.time()
+        pk = wrong_parent_kind(which, list(loaded))
+        wrong = None
+        if pk is not None:
+            match = [f for f in ('activation', 'init', 'seed', 'bin') if f != 'seed' or 'theta0' not in (which, pk)]
+            wrong = (loaded[pk], partner_rows(z, tr[which][:, 1], loaded[pk], match))
+        r = evaluate(z, tr[which], ms, data if which == 'own' else zoo_data(z, mnist_dir), ft, es['max_per_class'], es['seed'], es['bootstrap'],
+                     progress=progress, wrong_parents=wrong)
         r.tuning = tuning
-        r.config.update(zoo=str(zoos[which]), cnns=which, domain=(z.config or {}).get('domain', 'none'), fold=cfg.scenario['fold'], folds=cfg.scenario['folds'],
+        r.config.update(zoo=str(zoos[which]), cnns=which, domain=(z.config or {}).get('domain', 'none'), fold=cfg.scenario['fold'],
+                        folds=cfg.scenario['folds'], wrong_parents_from=pk, seeds=sorted(int(x) for x in z.meta.seed.unique()),
                         held_out=[''.join(map(str, [c for c in range(10) if t >> c & 1])) for t in tr['targets']])
-        write_report(r, Path(out)/which, f"Fold {cfg.scenario['fold']} of {cfg.scenario['folds']}: {CNN_SETS[which]}")
+        write_report(r, Path(out)/which, f"Fold {cfg.scenario['fold']} of {cfg.scenario['folds']}: {kind_name(which)}")
         res[which] = r
+        if on_done: on_done(which, time.time() - t0)
     return res
 
 # %% ../nbs/07_study.ipynb #ad0dd56c
 _SEED = re.compile(r'^(.*) \(seed (\d+)\)$')
 
 def pool_study(eval_dir, folds) -> tuple:
-    "(per-triple table of every fold, method labels) from the folds' results folders eval_dir/foldF/{own,fresh,shifted} (those present)."
+    "(per-triple table of every fold, method labels) from the folds' results folders eval_dir/foldF/KIND (every kind present)."
     parts, labels = [], {}
     for f in folds:
-        for which in [w for w in CNN_SETS if w != 'shifted' or (Path(eval_dir)/f'fold{f}'/w/'results.json').exists()]:
+        for which in sorted(p.name for p in (Path(eval_dir)/f'fold{f}').iterdir() if (p/'results.json').exists()):
             r = load_result(Path(eval_dir)/f'fold{f}'/which)
             p = r.per_triple.assign(fold=f, cnns=which)
             m = p.method.str.extract(_SEED.pattern)
@@ -175,13 +226,24 @@ def pool_study(eval_dir, folds) -> tuple:
             for _, row in r.methods.iterrows(): labels[_SEED.sub(r'\1', row['name'])] = _SEED.sub(r'\1', row['label'])
     return pd.concat(parts, ignore_index=True), labels
 
+# %% ../nbs/07_study.ipynb #f39e2687
+def pool_collapse(eval_dir, folds) -> pd.DataFrame:
+    "Every fold's and kind's collapse table (weight-space and functional), with fold, kind of CNNs (`cnns`) and merger seed."
+    parts = []
+    for f in folds:
+        for p in sorted((Path(eval_dir)/f'fold{f}').glob('*/collapse.csv')):
+            c = pd.read_csv(p).assign(fold=f, cnns=p.parent.name)
+            m = c.method.str.extract(_SEED.pattern)
+            parts.append(c.assign(seed=pd.to_numeric(m[1], errors='coerce'), method=m[0].fillna(c.method)))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=['method', 'collapse', 'functional', 'fold', 'cnns', 'seed'])
+
 # %% ../nbs/07_study.ipynb #16e0a841
 def method_stats(per: pd.DataFrame,  # pooled per-triple rows of one method and one kind of CNNs
                  metric: str, min_comb: int = 5) -> dict:
-    "Mean over combinations [95 % CI] of `metric`, seeds averaged per triple first; the sd over seeds; triples and combinations."
+    "Mean over combinations [95 % CI] of `metric`, seeds averaged per triple (of each kind of CNNs) first; the sd over seeds; triples, combinations."
     if metric not in per or per[metric].isna().all(): return dict(mean=np.nan, lo=np.nan, hi=np.nan, sd=np.nan, n=0, n_comb=0, seeds=0)
     g = per.dropna(subset=[metric])
-    by = g.groupby(['fold', 'triple'], sort=False).agg(v=(metric, 'mean'), c3=('c3', 'first'))
+    by = g.groupby([k for k in ('cnns', 'fold', 'triple') if k in g], sort=False).agg(v=(metric, 'mean'), c3=('c3', 'first'))
     m, lo, hi, nc = cluster_mean_ci(by.v, by.c3, min_units=min_comb)
     seeds = g.seed.dropna().unique()
     sd = float(np.std([cluster_mean_ci(h[metric], h.c3, min_units=2)[0] for _, h in g.groupby('seed')], ddof=1)) if len(seeds) > 1 else np.nan
@@ -193,13 +255,15 @@ def _fmt(s: dict) -> str:
     out = f"{s['mean']:.1f}" + (f" [{s['lo']:.1f}, {s['hi']:.1f}]" if np.isfinite(s['lo']) else '')
     return out + (f" ±{s['sd']:.1f} sd" if np.isfinite(s.get('sd', np.nan)) else '')
 
-def study_headline(per: pd.DataFrame, labels: dict, steps: int = 200, min_comb: int = 5) -> pd.DataFrame:
+def study_headline(per: pd.DataFrame, labels: dict, steps: int = 200, min_comb: int = 5,
+                   kinds=None) -> pd.DataFrame:  # kinds of test CNNs, in column order (default: those of `CNN_SETS` present)
     "Per method: ID accuracy straight after merging and after `steps` finetuning steps, on held-out combinations of each kind of test CNNs (`CNN_SETS`)."
     rows = []
     for m in dict.fromkeys(per.method):
         g = per[per.method == m]; lab = labels.get(m, m)
         row = {'method': lab, 'uses data': 'yes' if '†' in lab else 'no', 'single CNN': 'no' if '‡' in lab else 'yes'}
-        for which, name in ((w, n) for w, n in CNN_SETS.items() if w in set(per.cnns)):
+        for which in [w for w in (kinds or CNN_SETS) if w in set(per.cnns)]:
+            name = kind_name(which)
             h = g[g.cnns == which]
             s0, sf = method_stats(h, 'id_acc', min_comb), method_stats(h, f'ft_{steps}', min_comb)
             row[f'{name}: 0 steps'], row[f'{name}: {steps} steps'] = _fmt(s0), _fmt(sf)
@@ -209,43 +273,93 @@ def study_headline(per: pd.DataFrame, labels: dict, steps: int = 200, min_comb: 
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_study.ipynb #5d681ab8
-def versus(per: pd.DataFrame, cnns: str = 'fresh', method: str = 'merger', other: str = 'ensemble', reference: str = 'ground truth C3') -> dict:
+def versus(per: pd.DataFrame,
+           cnns='fresh',  # a kind of test CNNs, or a list of kinds to pool
+           method: str = 'merger', other: str = 'ensemble', reference: str = 'ground truth C3') -> dict:
     "On `cnns` triples: `method` (seeds averaged) as a share of `reference`, and the share of triples where it beats `other`."
-    g = per[per.cnns == cnns]
-    v = lambda m: g[g.method == m].groupby(['fold', 'triple']).agg(v=('id_acc', 'mean'), c3=('c3', 'first'))
+    g = per[per.cnns.isin([cnns] if isinstance(cnns, str) else list(cnns))]
+    v = lambda m: g[g.method == m].groupby(['cnns', 'fold', 'triple']).agg(v=('id_acc', 'mean'), c3=('c3', 'first'))
     a, o, r = v(method), v(other), v(reference)
     if a.empty: return {}
     j = a.join(o.v.rename('o'), how='inner').join(r.v.rename('r'), how='inner')
     share = cluster_mean_ci(j.v, j.c3, min_units=2)[0] / cluster_mean_ci(j.r, j.c3, min_units=2)[0]
     return dict(share_of_true=round(float(share), 4), beats=round(float((j.v > j.o).mean()), 4), n=len(j), n_comb=int(j.c3.nunique()))
 
+# %% ../nbs/07_study.ipynb #91c86f01
+def _share(per: pd.DataFrame, method: str, reference: str = 'ground truth C3') -> float:
+    "Mean over combinations of `method` divided by `reference`'s on the same triples."
+    keys = [k for k in ('cnns', 'fold', 'triple') if k in per]
+    side = lambda m: per[per.method == m].groupby(keys).agg(v=('id_acc', 'mean'), c3=('c3', 'first'))
+    j = side(method).join(side(reference).v.rename('r'), how='inner')
+    if j.empty: return np.nan
+    return cluster_mean_ci(j.v, j.c3, min_units=2)[0] / cluster_mean_ci(j.r, j.c3, min_units=2)[0]
+
+def recall_proof_table(per: pd.DataFrame,  # pooled per-triple rows (`pool_study`), restricted to the kinds to pool
+                       labels: dict, collapse: pd.DataFrame,  # method labels; `pool_collapse` rows of the same kinds
+                       steps: int = 200, min_comb: int = 5) -> pd.DataFrame:
+    "Per method, over the kinds in `per` pooled: ID accuracy, share of the true C3 models', OOD share, functional collapse, wrong-parents drop, merge time."
+    rows = []
+    for m in dict.fromkeys(per.method):
+        g = per[per.method == m]; lab = labels.get(m, m)
+        s0, sf = method_stats(g, 'id_acc', min_comb), method_stats(g, f'ft_{steps}', min_comb)
+        c = collapse[collapse.method == m] if 'functional' in collapse else collapse.iloc[:0]
+        rows.append({'method': lab, 'uses data': 'yes' if '†' in lab else 'no', 'single CNN': 'no' if '‡' in lab else 'yes',
+                     'ID, 0 steps': _fmt(s0), 'share of true C3': round(_share(per, m), 3), f'ID, {steps} steps': _fmt(sf),
+                     'OOD share': _fmt(method_stats(g, 'ood_zoo_acc', min_comb)),
+                     'functional collapse': round(float(c.functional.mean()), 3) if len(c) and c.functional.notna().any() else np.nan,
+                     'wrong-parents drop': _fmt(method_stats(g, 'wrong_parent_drop', min_comb)) if 'wrong_parent_drop' in g else '',
+                     'merge ms/triple': round(1000 * float(g.merge_s.mean()), 2) if 'merge_s' in g and g.merge_s.notna().any() else np.nan,
+                     'n (comb)': f"{s0['n']} ({s0['n_comb']})"})
+    return pd.DataFrame(rows)
+
+def paired_table(per: pd.DataFrame, pairs, groups: dict,  # [(a, b)] method pairs; report name -> list of kinds to pool
+                 metric: str = 'id_acc', min_comb: int = 5) -> pd.DataFrame:
+    "Every pair's `paired_diff` (a − b over the same triples, seeds averaged; interval over combinations) on each group of kinds."
+    rows = []
+    for name, kinds in groups.items():
+        g = per[per.cnns.isin(kinds)]
+        for a, b in pairs:
+            if not ((g.method == a).any() and (g.method == b).any()): continue
+            d = paired_diff(g, a, b, metric, keys=('cnns', 'fold', 'triple'), min_comb=min_comb)
+            verdict = ('a beats b' if d['diff'] > 0 else 'b beats a') if d['excludes_zero'] else 'no difference shown'
+            rows.append(dict(CNNs=name, a=a, b=b, diff=round(d['diff'], 2), lo=round(d['lo'], 2), hi=round(d['hi'], 2),
+                             n=d['n'], n_comb=d['n_comb'], verdict=verdict))
+    return pd.DataFrame(rows)
+
 # %% ../nbs/07_study.ipynb #baa258b6
-READING_NOTE = ("Collapse: the variance of the merger's CNNs over test triples relative to the true C3 models' (0 = one CNN whatever the parents; 1 = as diverse as the targets). "
-                "OOD: 10-way accuracy on the digits outside C3 (a true C3 model scores about 0: it never learned to name them; a merger that recalls one all-digit classifier names them). "
-                "On the shifted zoo, parents and targets see the digits in an image domain the merger never saw.")  # the report's note under the reading table
+READING_NOTE = ("OOD share: the share of the test images of the zoo's own digits outside C3 that the CNN names (a true C3 model names none; "
+                "a merger that recalls one classifier of every digit of its zoo names them). Functional collapse: how much the CNNs' labels "
+                "on one fixed image set vary across triples, relative to the true C3 models' (0 = the same CNN whatever the parents). "
+                "Wrong-parents drop: the ID accuracy lost when parent 2 is replaced by a CNN of the same classes from another image domain "
+                "or θ0 (a merger that reads its parents loses accuracy). Unseen domains and θ0: parents and targets trained on digits in an "
+                "image domain, or from a θ0, that the merger never saw.")  # the report's note under the reading table
 
 def reading_table(per: pd.DataFrame,  # pooled per-triple rows (`pool_study`)
-                  eval_dir, folds) -> pd.DataFrame:
-    "Per kind of test CNNs: merger, true C3 and ensemble ID accuracy, merger and true C3 OOD accuracy, and the merger's collapse."
+                  collapse: pd.DataFrame,  # `pool_collapse` of the same folds
+                  kinds=None) -> pd.DataFrame:  # kinds of test CNNs in row order (default: those present)
+    "Per kind of test CNNs: merger, true C3 and ensemble ID accuracy, merger and true C3 OOD share, merger functional collapse, wrong-parents drops."
     def mean(m, w, k):  # method m's mean of metric k over combinations, seeds averaged per triple
-        g = per[(per.method == m) & (per.cnns == w)].groupby(['fold', 'triple']).agg(v=(k, 'mean'), c3=('c3', 'first'))
+        g = per[(per.method == m) & (per.cnns == w)]
+        if k not in g: return np.nan
+        g = g.groupby(['fold', 'triple']).agg(v=(k, 'mean'), c3=('c3', 'first'))
         return cluster_mean_ci(g.v, g.c3, min_units=2)[0] if len(g) else np.nan
     rows = []
-    for w in [w for w in CNN_SETS if w in set(per.cnns)]:
-        col = [pd.read_csv(Path(eval_dir)/f'fold{f}'/w/'collapse.csv') for f in folds if (Path(eval_dir)/f'fold{f}'/w/'collapse.csv').exists()]
-        col = pd.concat(col) if col else pd.DataFrame(columns=['method', 'collapse'])
-        mc = col[col.method.str.match(r'^merger( \(seed \d+\))?$')].collapse
-        rows.append({'CNNs': CNN_SETS[w], 'merger ID': mean('merger', w, 'id_acc'), 'true C3 ID': mean('ground truth C3', w, 'id_acc'),
-                     'ensemble ID': mean('ensemble', w, 'id_acc'), 'merger OOD': mean('merger', w, 'ood_acc'), 'true C3 OOD': mean('ground truth C3', w, 'ood_acc'),
-                     'merger collapse': float(mc.mean()) if len(mc) else np.nan})
+    for w in [w for w in (kinds or dict.fromkeys(per.cnns)) if w in set(per.cnns)]:
+        fc = collapse[(collapse.method == 'merger') & (collapse.cnns == w)]
+        rows.append({'CNNs': kind_name(w), 'merger ID': mean('merger', w, 'id_acc'), 'true C3 ID': mean('ground truth C3', w, 'id_acc'),
+                     'ensemble ID': mean('ensemble', w, 'id_acc'), 'merger OOD share': mean('merger', w, 'ood_zoo_acc'),
+                     'true C3 OOD share': mean('ground truth C3', w, 'ood_zoo_acc'),
+                     'merger functional collapse': float(fc.functional.mean()) if 'functional' in fc and fc.functional.notna().any() else np.nan,
+                     'merger wrong-parents drop': mean('merger', w, 'wrong_parent_drop'),
+                     'ensemble wrong-parents drop': mean('ensemble', w, 'wrong_parent_drop')})
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_study.ipynb #6326fd4f
-def _plot(head: pd.DataFrame, out: Path, steps: int) -> str:
+def _plot(head: pd.DataFrame, out: Path, steps: int, sets=None) -> str:
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
     num = lambda s: float(s.split(' ')[0]) if isinstance(s, str) and s else np.nan
     ci = lambda s: [float(x) for x in s.split('[')[1].split(']')[0].split(', ')] if isinstance(s, str) and '[' in s else [np.nan, np.nan]
-    sets = [n for n in CNN_SETS.values() if f'{n}: 0 steps' in head]
+    sets = [n for n in (sets or CNN_SETS.values()) if f'{n}: 0 steps' in head]
     fig, axs = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4.2), sharey=True, squeeze=False); axs = axs[0]
     x = np.arange(len(head)); w = 0.4
     for ax, which in zip(axs, sets):
@@ -282,42 +396,94 @@ def training_times(out) -> dict:
 
 
 # %% ../nbs/07_study.ipynb #5b894dc0
+def _pooled(per: pd.DataFrame, kinds, key: str = 'recall-proof') -> pd.DataFrame:
+    "The rows of `kinds` as one kind `key`, each triple kept apart (its kind joins its id)."
+    g = per[per.cnns.isin(kinds)]
+    return g.assign(triple=g.cnns + ':' + g.triple.astype(str), cnns=key)
+
+def test_zoos(stages: dict, kinds) -> pd.DataFrame:
+    "Which build of each test zoo a run used: its domain, θ0 seeds, replicas, CNNs and when its stage finished."
+    names = {'own': 'zoo', 'fresh': 'fresh zoo', 'shifted': 'shifted zoo'}
+    rows = []
+    for k in kinds:
+        s = stages.get(names.get(k, f'test zoo {k}'))
+        if not s: continue
+        c = s['settings']
+        rows.append({'CNNs': kind_name(k), 'domain': c.get('domain', 'none'), 'θ0 seeds': ','.join(map(str, c['seeds'])),
+                     'replicas': ','.join(map(str, c['replicas'])), 'CNNs built': s.get('models'), 'built': s['finished']})
+    return pd.DataFrame(rows)
+
+PAIRS = [('merger', 'ensemble'), ('merger', 'task arithmetic'), ('merger', 'weight averaging'), ('merger', 'ground truth C3')]  # the report's paired comparisons
+
 def study_report(out, preset: str, P: dict, folds, steps: int = 200) -> dict:
-    "Pool the folds of a finished run folder and write its results.json, report.md and plot; returns the results."
+    "Pool the folds of a finished run folder and write its results.json, report.md, per-triple table and plot; returns the results."
     out = Path(out); stages = StageLog(out).stages
     per, labels = pool_study(out/'eval', folds)
-    per.to_csv(out/'per_triple.csv', index=False)
-    head = study_headline(per, labels, steps)
-    sets = [w for w in CNN_SETS if w in set(per.cnns)]
-    vs = {k: versus(per, k) for k in sets}
+    per.to_csv(out/'per_triple.csv.gz', index=False)
+    col = pool_collapse(out/'eval', folds)
+    kinds = [k for k in test_kinds(P) if k in set(per.cnns)] + sorted(k for k in set(per.cnns) if k not in test_kinds(P))
+    rp = [k for k in kinds if is_recall_proof(k)]
+    head = study_headline(per, labels, steps, kinds=kinds)
+    proof = recall_proof_table(per[per.cnns.isin(rp)], labels, col[col.cnns.isin(rp)], steps) if rp else pd.DataFrame()
+    fresh = recall_proof_table(per[per.cnns == 'fresh'], labels, col[col.cnns == 'fresh'], steps)
+    groups = {**({RECALL_PROOF: rp} if rp else {}), **{kind_name(k): [k] for k in kinds}}
+    paired = paired_table(per, [p for p in PAIRS if p[0] in set(per.method)], groups)
+    vs = {**({'recall-proof': versus(per, rp)} if rp else {}), **{k: versus(per, k) for k in kinds}}
     mg = per[per.method == 'merger']
-    seeds = {which: {int(s): round(float(cluster_mean_ci(h.id_acc, h.c3, min_units=2)[0]), 3) for s, h in mg[mg.cnns == which].groupby('seed')}
-             for which in sets} if mg.seed.notna().any() else {}
+    seeds = {w: {int(s): round(float(cluster_mean_ci(h.id_acc, h.c3, min_units=2)[0]), 3) for s, h in mg[mg.cnns == w].groupby('seed')}
+             for w in kinds} if mg.seed.notna().any() else {}
     sd = [float(np.std(list(v.values()), ddof=1)) for v in seeds.values() if len(v) > 1]
-    reads = reading_table(per, out/'eval', folds)
+    reads = reading_table(per, col, kinds)
+    zoos = test_zoos(stages, kinds)
+    rec = lambda df: json.loads(df.to_json(orient='records'))
     res = dict(preset=preset, run=str(out), settings={k: v for k, v in P.items() if k != 'eval'}, eval=eval_settings(P['eval']), folds=list(folds),
-               stages=stages, seconds=round(sum(s['seconds'] for s in stages.values()), 1), headline=json.loads(head.to_json(orient='records')),
+               stages=stages, seconds=round(sum(s['seconds'] for s in stages.values()), 1), kinds=kinds, recall_proof_kinds=rp,
+               recall_proof=rec(proof), fresh_table=rec(fresh), paired=rec(paired), headline=rec(head),
                merger_vs_ensemble=vs, merger_seed_means=seeds, merger_seed_sd=round(max(sd), 3) if sd else None,
-               reads_inputs=json.loads(reads.to_json(orient='records')),
-               n_triples={k: int(mg[mg.cnns == k][['fold', 'triple']].drop_duplicates().shape[0]) for k in sets},
-               training_times=training_times(out),
-               **run_provenance())
+               reads_inputs=rec(reads), test_zoos=rec(zoos),
+               n_triples={k: int(mg[mg.cnns == k][['fold', 'triple']].drop_duplicates().shape[0]) for k in kinds},
+               training_times=training_times(out), **run_provenance())
     atomic_write(out/'results.json', lambda p: p.write_text(json.dumps(res, indent=1, default=str)))
-    plot = _plot(head, out, steps)
-    f = lambda d: f"{100 * d['share_of_true']:.1f} % of the true C3 models' accuracy, beats the parents' ensemble on {100 * d['beats']:.0f} % of {d['n']} triples ({d['n_comb']} combinations)" if d else 'n/a'
+    plot_sets = [k for k in (['recall-proof'] if rp else []) + ['fresh'] if k == 'recall-proof' or k in kinds]
+    plot_per = pd.concat([_pooled(per, rp), per[per.cnns == 'fresh']]) if rp else per[per.cnns == 'fresh']
+    plot = _plot(study_headline(plot_per, labels, steps, kinds=plot_sets), out, steps, [kind_name(k) for k in plot_sets])
+    f = lambda d: (f"{100 * d['share_of_true']:.1f} % of the true C3 models' accuracy; it beats the parents' ensemble on "
+                   f"{100 * d['beats']:.0f} % of {d['n']} triples ({d['n_comb']} combinations)") if d else 'n/a'
+    by_kind = head[['method', *[c for c in head.columns if c.endswith(': 0 steps')]]].rename(columns=lambda c: c.replace(': 0 steps', ''))
+    clean = res.get('clean')
     md = [f"# wm-run --preset {preset}", '',
-          f"Folds {list(folds)} of {P['folds']} over target combinations; merger seeds {list(P['seeds'])}; training zoo replicas {list(P['replicas'])}, fresh zoo replica(s) {list(P['fresh'])}"
+          f"Folds {list(folds)} of {P['folds']} over target combinations; merger seeds {list(P['seeds'])}; training zoo replicas {list(P['replicas'])}"
           + (f"; the merger trains across image domains {['none', *P['train_domains']]} (training zoos of the same θ0s and digits)" if P.get('train_domains') else '')
-          + (f"; shifted zoo: the fresh replica(s) on digits in domain {P['shift']!r}, never seen in training" if 'shifted' in sets else '') + '.', '',
-          *([f"**A bounded run** ({', '.join(f'{k} {v}' for k, v in P['bound'].items())}; evaluation {json.dumps(P['eval'])}): it proves that every stage works at this preset's scale; "
-              "its numbers are not the preset's results.", ''] if P.get('bound') else []),
-          f"## ID accuracy (%) on C3's test images, held-out combinations", '',
-          "Mean over combinations [95 % CI over combinations] (no interval below 5 combinations); for the merger, `± sd` over its seeds. "
-          "† uses training images, ‡ not a single CNN, * the true C3 model (a reference).", '', headline_markdown(res), '',
-          *[l for w in sets for l in (f"Merger on {CNN_SETS[w]}: {f(vs[w])}.", '')],
+          + f". Test CNNs: the fresh replica(s) {list(P['fresh'])} of the training zoo's θ0 and domain"
+          + (f", and of the same θ0 in the image domains {list(P.get('test_domains', ()))}" if P.get('test_domains') else '')
+          + (f" and of the unseen θ0 seeds {list(P['test_seeds'])}" if P.get('test_seeds') else '') + ', none of which any merger saw.', '',
+          *([f"**A bounded run** ({', '.join(f'{k} {v}' for k, v in P['bound'].items())}; evaluation {json.dumps(P['eval'])}): it proves that "
+             "every stage works at this preset's scale; its numbers are not the preset's results.", ''] if P.get('bound') else []),
+          *(["**Made from a tree with uncommitted changes**: the commit named below does not hold all of the code that made these numbers.", '']
+            if clean is False else []),
+          f"## Merging where recall cannot help: {RECALL_PROOF}", '',
+          f"Held-out combinations of parents from image domains and a θ0 no merger trained on ({', '.join(kind_name(k) for k in rp)}), pooled. "
+          "ID accuracy (%) on C3's test images: mean over combinations [95 % CI over combinations]; for the merger, `± sd` over its seeds. "
+          "OOD share: % of the test images of the zoo's digits outside C3 the CNN names (a true C3 model: 0). Functional collapse: 0 = one "
+          "function whatever the parents, 1 = as varied as the true C3 models. Wrong-parents drop: ID points lost when parent 2 comes from "
+          "another domain or θ0. † uses training images, ‡ not a single CNN, * the true C3 model (a reference).", '',
+          md_table(proof.fillna(''), '.3g') if len(proof) else '(no recall-proof test CNNs in this run)', '',
+          *([f"Merger on {RECALL_PROOF}: {f(vs['recall-proof'])}.", ''] if rp else []),
+          "## Paired comparisons", '',
+          "a − b in ID points on the same triples (seeds averaged per triple), mean over combinations [95 % CI over combinations]; "
+          "a verdict only where the interval excludes 0.", '',
+          md_table(paired.fillna('')) if len(paired) else '(none)', '',
+          "## ID accuracy by kind of test CNNs", '', md_table(by_kind.fillna('')), '',
+          "## The zoo's own domain (fresh CNNs): where recall pays", '',
+          "Fresh CNNs share the training zoo's θ0 and image domain, so a merger can score here by writing one classifier of the zoo's "
+          "digits without reading its parents; read these numbers with the OOD share and the functional collapse.", '',
+          md_table(fresh.fillna(''), '.3g'), '', f"Merger on fresh CNNs: {f(vs.get('fresh'))}.", '',
           "## Does the merger read its inputs?", '', READING_NOTE, '', md_table(reads.fillna(''), '.3g'), '',
+          "## The test zoos", '', "The builds of the zoos every table above used (one build each; every method on the same triples).", '',
+          md_table(zoos.fillna('')) if len(zoos) else '', '',
           "## Stages", '', md_table(pd.DataFrame([dict(stage=k, seconds=v['seconds'], finished=v['finished']) for k, v in stages.items()])), '',
-          f"Commit {res['commit']}, {res['machine']}, torch {res['torch']}, {res['date']}. Per fold: " + ', '.join(f"`eval/foldF/{w}/summary.md`" for w in sets) + '.', '',
+          f"Commit {res['commit']} ({'clean tree' if clean else 'uncommitted changes' if clean is False else 'no git clone'}), {res['machine']}, "
+          f"torch {res['torch']}, {res['date']}. The per-triple rows of every table are in `per_triple.csv.gz`.", '',
           f"![accuracy by method]({plot})", '']
     atomic_write(out/'report.md', lambda p: p.write_text('\n'.join(md)))
     return res
@@ -365,7 +531,7 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
               epochs: int | None = None,  # a bounded run: merger training epochs (default: the preset's)
               max_steps: int | None = None,  # a bounded run: merger optimizer steps per epoch at most
               progress: bool = True, log: Callable | None = print) -> dict:
-    "Zoos (training, its other domains, fresh, shifted) -> one merger per fold and seed -> evaluation of each fold -> pooled report; finished stages are skipped."
+    "Zoos (training, its other domains, fresh, recall-proof tests) -> one merger per fold and seed -> evaluation of each fold -> report; finished stages are skipped."
     if preset not in STUDY_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
     log = log or (lambda *a: None)
     P = dict(STUDY_PRESETS[preset]); P['eval'] = {**P['eval'], **(eval or {})}
@@ -374,7 +540,10 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
     if bound: P['bound'] = bound; P['train_overrides'] = {**P.get('train_overrides', {}), **{k: bound[k] for k in ('epochs', 'max_steps') if k in bound}}
     fl = list(range(P['folds'])) if folds == 'all' or (folds is None and P['run_folds'] is None) else list(folds if folds is not None else P['run_folds'])
     if bad := [f for f in fl if not 0 <= f < P['folds']]: raise ValueError(f"folds {bad} out of range: preset {preset!r} has {P['folds']} folds")
-    if P.get('shift') in P.get('train_domains', ()): raise ValueError(f"the shifted zoo's domain {P['shift']!r} must not be a training domain")
+    if clash := set(P.get('test_domains', ())) & set(P.get('train_domains', ())):
+        raise ValueError(f"test domains {sorted(clash)} must not be training domains")
+    if clash := set(P.get('test_seeds', ())) & set(zoo_preset(P['zoo']).seeds):
+        raise ValueError(f"test θ0 seeds {sorted(clash)} must not be training seeds")
     if subtract:
         from weight_merging.subtraction import SUBTRACT_PRESETS, run_subtraction  # (that chapter builds on this one)
         if preset not in SUBTRACT_PRESETS: raise ValueError(f"no subtraction study for preset {preset!r}; valid: {', '.join(SUBTRACT_PRESETS)}")
@@ -383,7 +552,10 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
     zdir = zoo_stage(st, 'zoo', bounded_zoo(zoo_preset(P['zoo'], replicas=P['replicas']), zoo_epochs), out/'zoo', log, **kw)
     fdir = zoo_stage(st, 'fresh zoo', bounded_zoo(zoo_preset(P['zoo'], replicas=P['fresh']), zoo_epochs), out/'zoo-fresh', log, **kw)
     ddirs = [zoo_stage(st, f'domain zoo {d}', bounded_zoo(zoo_preset(P['zoo'], replicas=P['replicas'], domain=d), zoo_epochs), out/f'zoo-{d}', log, **kw) for d in P.get('train_domains', ())]
-    sdir = zoo_stage(st, 'shifted zoo', bounded_zoo(zoo_preset(P['zoo'], replicas=P['fresh'], domain=P['shift']), zoo_epochs), out/'zoo-shifted', log, **kw) if P.get('shift') else None
+    test_zoo = lambda k, **over: zoo_stage(st, f'test zoo {k}', bounded_zoo(zoo_preset(P['zoo'], replicas=P['fresh'], **over), zoo_epochs),
+                                           out/f'zoo-test-{k}', log, **kw)
+    tdirs = {d: test_zoo(d, domain=d) for d in P.get('test_domains', ())}
+    if P.get('test_seeds'): tdirs['theta0'] = test_zoo('theta0', seeds=tuple(P['test_seeds']))
     es = eval_settings(P['eval'])
     for f in fl:
         runs = {}
@@ -394,11 +566,14 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
             r = train_merger(cfg, mdir, resume=same_run(mdir, cfg), progress=progress)  # a changed configuration trains afresh
             st.finish(name, cfg.to_dict(), time.time() - t, best_epoch=r['best_epoch'], val_cnn_accuracy=r['val_cnn_accuracy'])
         name, edir = f'eval fold {f}', out/'eval'/f'fold{f}'
-        settings = dict(es, seeds=list(P['seeds']), shift=P.get('shift'), train=fold_config(P, zdir, f, 0, domain_zoos=ddirs).to_dict())
-        if st.done(name, settings, *[edir/w/'results.json' for w in CNN_SETS if w != 'shifted' or sdir]): log(f"{name}: done ({edir})"); continue
-        log(f"{name} -> {edir}"); t = time.time()
-        eval_fold(zdir, fdir, runs, fold_config(P, zdir, f, 0, domain_zoos=ddirs), es, edir, mnist_dir, progress, sdir)
-        st.finish(name, settings, time.time() - t)
+        settings = dict(es, seeds=list(P['seeds']), test_domains=list(P.get('test_domains', ())), test_seeds=list(P.get('test_seeds', ())),
+                        train=fold_config(P, zdir, f, 0, domain_zoos=ddirs).to_dict())
+        kinds = [*tdirs, 'fresh', 'own']
+        done = [k for k in kinds if st.done(f'{name} {k}', settings, edir/k/'results.json')]  # each kind is recorded as it finishes
+        if len(done) == len(kinds): log(f"{name}: done ({edir})"); continue
+        log(f"{name} -> {edir}" + (f" (done before: {', '.join(done)})" if done else ''))
+        eval_fold(zdir, fdir, runs, fold_config(P, zdir, f, 0, domain_zoos=ddirs), es, edir, mnist_dir, progress, test_dirs=tdirs, skip=done,
+                  on_done=lambda k, s, name=name, settings=settings: st.finish(f'{name} {k}', settings, s))
     if subtract and not st.done('subtract', {'preset': preset}, out/'subtract'/'report'/'results.json'):
         log(f"subtract -> {out/'subtract'}"); t = time.time()
         run_subtraction(preset, str(zdir), str(fdir), out/'subtract', log=log, progress=progress)

@@ -297,15 +297,17 @@ def subtraction_headline(summary: pd.DataFrame, methods: pd.DataFrame, ft_steps:
     return pd.DataFrame(out)
 
 def versus(per: pd.DataFrame, a: str = 'subtractor', b: str = 'task negation', min_comb: int = 5) -> pd.DataFrame:
-    "Per metric: the mean paired difference a − b over the triples both ran on, with its 95 % interval over target combinations C1."
+    "Per metric, on the triples both ran on: a's mean, b's mean and a − b over target combinations C1 (CI of a − b)."
     A, B = (per[per.method == x].set_index('triple') for x in (a, b))
     rows = []
     for k in SUB_METRICS:
         if k not in per: continue
         d = (A[k] - B[k]).dropna()
         if not len(d): continue
-        m_, lo, hi, nc = cluster_mean_ci(d.to_numpy(), A.loc[d.index, 'c1'].to_numpy(), min_units=min_comb)
-        rows.append(dict(metric=k, a=a, b=b, mean_a=A.loc[d.index, k].mean(), mean_b=B.loc[d.index, k].mean(), diff=m_, lo=lo, hi=hi, n=len(d), n_comb=nc))
+        c1 = A.loc[d.index, 'c1'].to_numpy()
+        mean_a, mean_b = (cluster_mean_ci(X.loc[d.index, k].to_numpy(), c1, min_units=min_comb)[0] for X in (A, B))
+        m_, lo, hi, nc = cluster_mean_ci(d.to_numpy(), c1, min_units=min_comb)
+        rows.append(dict(metric=k, a=a, b=b, mean_a=mean_a, mean_b=mean_b, diff=m_, lo=lo, hi=hi, n=len(d), n_comb=nc))
     return pd.DataFrame(rows)
 
 # %% ../nbs/10_subtraction.ipynb #95186ca4
@@ -332,6 +334,10 @@ def plot_retained_vs_forgotten(summaries: dict,  # zoo name -> `summarize_subtra
     return out
 
 # %% ../nbs/10_subtraction.ipynb #e0ea991e
+_VERSUS_NOTE = ("On the triples both methods ran on: mean_a, mean_b and diff = mean_a − mean_b are each a mean over "
+                "target combinations C1 of per-combination means (`versus`); lo, hi: 95 % interval of diff over "
+                "combinations.")
+
 def write_subtraction_report(per: pd.DataFrame,  # `evaluate_subtraction` rows of every zoo, with a 'zoo' column
                              methods: Sequence[Method], out, sweep: pd.DataFrame | None = None, info: dict | None = None,
                              ft_steps: int = 200, min_comb: int = 5, title: str = 'Subtracting knowledge') -> dict:
@@ -351,7 +357,9 @@ def write_subtraction_report(per: pd.DataFrame,  # `evaluate_subtraction` rows o
           "Forgetting: share of C2's test images still assigned to a C2 digit (lower is better; the true C1 model ~0 %). "
           "Relearn steps: finetuning steps on C2's images until C2 accuracy reaches 90 % of the C3 model's (not reached: counted as the longest run).", '']
     for z in zoos: md += [f"## Held-out combinations, {z}", '', md_table(heads[z]), '']
-    if len(vs): md += ['## Subtractor − task negation (paired, per triple)', '', md_table(vs.drop(columns=['a', 'b'])), '']
+    if len(vs):
+        md += ['## Subtractor − task negation (paired, per triple)', '', _VERSUS_NOTE, '',
+               md_table(vs.drop(columns=['a', 'b'])), '']
     md += ['![retained vs forgotten](retained_vs_forgotten.png)', '']
     atomic_write(out/'report.md', lambda p: p.write_text('\n'.join(md)))
     js = dict(info or {}, headline={z: json.loads(h.to_json(orient='records')) for z, h in heads.items()},

@@ -23,7 +23,7 @@ __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES',
            'load_digits', 'load_mnist', 'load_data', 'check_domain', 'in_domain', 'experiences', 'experience_id',
            'TrainConfig', 'bin_of', 'ModelSpec', 'score_cnns', 'ZooConfig', 'zoo_preset', 'zoo_specs', 'zoo_chunks',
            'atomic_write', 'Zoo', 'save_zoo', 'zoo_stats', 'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data',
-           'row_domains', 'join_zoos', 'domain_data', 'require', 'cli_errors', 'run_provenance']
+           'row_domains', 'join_zoos', 'domain_data', 'require', 'cli_errors', 'git_state', 'run_provenance']
 
 # %% ../nbs/00_zoo.ipynb #099f8d44
 ACTIVATIONS = ('gelu', 'relu', 'silu', 'leakyrelu', 'sigmoid', 'tanh')  # the report's activation index 0-5
@@ -668,14 +668,25 @@ def cli_errors(prog: str,  # the console script's name, e.g. 'wm-zoo'
         if debug: raise
         print(f"{prog}: error: {e}", file=sys.stderr); raise SystemExit(2) from None
 
+# %% ../nbs/00_zoo.ipynb #69bd285b
+def git_state(cwd=None) -> dict:
+    "The short commit of the git clone at `cwd`, whether its tracked files are unmodified and how many are not."
+    import subprocess
+    def git(*args):
+        r = subprocess.run(['git', *args], capture_output=True, text=True, timeout=5, cwd=cwd)
+        return r.stdout if r.returncode == 0 else None
+    try: commit, status = git('rev-parse', '--short', 'HEAD'), git('status', '--porcelain', '--untracked-files=no')
+    except Exception: commit = status = None
+    if commit is None or status is None: return dict(commit=None, clean=None, dirty_files=None)
+    n = len(status.splitlines())
+    return dict(commit=commit.strip() or None, clean=n == 0, dirty_files=n)
+
 # %% ../nbs/00_zoo.ipynb #abdca294
 def run_provenance() -> dict:
-    "Version, git commit (if run from a clone), machine and torch version, to store beside a result."
-    import platform, subprocess
+    "Version, git commit and whether the clone was clean (if run from one), machine and torch version, for a result."
+    import platform
     from weight_merging import __version__
-    try: commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, timeout=5,
-                                 cwd=Path(__file__).parent if '__file__' in globals() else None).stdout.strip() or None
-    except Exception: commit = None
-    return dict(version=__version__, commit=commit, machine=f"{platform.machine()}, {os.cpu_count()} CPU cores",
+    return dict(version=__version__, **git_state(Path(__file__).parent if '__file__' in globals() else None),
+                machine=f"{platform.machine()}, {os.cpu_count()} CPU cores",
                 gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, torch=torch.__version__,
                 date=time.strftime('%Y-%m-%d'))
