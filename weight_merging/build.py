@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_build.ipynb #c93910b6
 from __future__ import annotations
-import json, math, os, shutil, time
+import contextlib, json, math, os, shutil, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -152,6 +152,21 @@ def _save_chunk(path, results: list[TrainResult], epochs: int):
         with open(tmp, 'wb') as f: np.savez_compressed(f, **arrays)
     atomic_write(path, write)
 
+# %% ../nbs/00a_build.ipynb #01ac6662
+def _usable_chunk(path: Path, specs) -> bool:
+    "Whether chunk file `path` is there and intact (checksums hold); an unreadable one is named on stderr (to rebuild)."
+    if not path.exists(): return False
+    try:
+        with np.load(path) as f:
+            if (bad := f.zip.testzip()) is not None: raise ValueError(f"its array {bad} fails its checksum")
+            keys = f['keys'].tolist()
+    except Exception as e:
+        print(f"{path} is unreadable ({type(e).__name__}: {e}): building it again", file=sys.stderr)
+        return False
+    if keys != [s.key for s in specs]:
+        raise ValueError(f"{path} holds other models than this configuration's chunk: move it, or use another --out")
+    return True
+
 # %% ../nbs/00a_build.ipynb #a98241be
 def _run_chunk(args):
     "Train chunk `i` of a zoo configuration on `threads` threads: (i, its `TrainResult`s, seconds)."
@@ -170,6 +185,19 @@ def _write_chunk(args, i, res, seconds):
 def _train_chunk(args):
     "Worker: train one chunk on one thread and write its file."
     return _write_chunk(args, *_run_chunk(args))
+
+# %% ../nbs/00a_build.ipynb #77549b67
+def _die_with_parent(parent: int):
+    "Pool initializer: end this worker when process `parent` ends, however it ends."
+    import ctypes, signal, threading
+    try: asked = ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL)) == 0  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError): asked = False
+    if not asked:
+        def watch():
+            while os.getppid() == parent: time.sleep(1)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent: os._exit(1)  # it ended before the lines above ran
 
 # %% ../nbs/00a_build.ipynb #b7f3b24e
 def _ray_chunks(address: str, args: list, num_cpus: int):
@@ -207,7 +235,8 @@ def build_zoo(cfg: ZooConfig, out, shard=(0, 1), workers=None, device='cpu', mni
     if not 0 <= si < sn: raise ValueError(f"shard {si}/{sn}: need 0 <= i < n")
     chunks = zoo_chunks(cfg)
     mine = shard_chunks(len(chunks), si, sn)
-    todo = sorted((i for i in mine if not _chunk_path(out, i).exists()), key=lambda i: -len(chunks[i]) * len(chunks[i][0].classes))  # biggest first
+    todo = [i for i in mine if not _usable_chunk(_chunk_path(out, i), chunks[i])]
+    todo = sorted(todo, key=lambda i: -len(chunks[i]) * len(chunks[i][0].classes))  # biggest first
     if device != 'cpu' and not ray: workers = 1
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     args = [({**cd, '_mnist_dir': mnist_dir and str(mnist_dir), '_download': download}, i, str(out), device, 1) for i in todo]
@@ -224,7 +253,7 @@ def build_zoo(cfg: ZooConfig, out, shard=(0, 1), workers=None, device='cpu', mni
         finally: torch.set_num_threads(prev)
     else:
         import multiprocessing as mp
-        with mp.get_context('spawn').Pool(workers) as pool:
+        with mp.get_context('spawn').Pool(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             for _, m, me, _ in pool.imap_unordered(_train_chunk, args):
                 done_models += m; model_epochs += me; bar.update(m)
     bar.close()
@@ -239,19 +268,23 @@ def _meta_from_chunks(cfg: ZooConfig, out) -> tuple:
     for i, chunk in enumerate(chunks):
         p = _chunk_path(out, i)
         if not p.exists(): raise FileNotFoundError(f"chunk {i} of {len(chunks)} is missing ({p}): build it (or merge its shard) first")
-        with np.load(p) as f:
-            keys = f['keys'].tolist()
-            if keys != [s.key for s in chunk]: raise ValueError(f"{p} holds other models than chunk {i} of this configuration")
-            ws.append(f['weights'])
-            for k in f.files:
-                if k.startswith('hist_'): hist.setdefault(k[5:], []).append(f[k])
-            hist.setdefault('keys', []).append(f['keys']); hist.setdefault('stop_epoch', []).append(f['stop_epoch'])
-            for j, b, e in zip(f['row_model'], f['row_bin'], f['row_epoch']):
-                s = chunk[j]
-                rows.append(dict(label=experience_id(s.classes), **{c: int(int(c) in s.classes) for c in MEMBER_COLS},
-                                 Accuracy=float(f['hist_test_acc'][j, e - 1]), epoch=int(e), activation=s.activation, init=s.init,
-                                 seed=s.seed, bin=int(b), val_accuracy=float(f['hist_val_acc'][j, e - 1]), stop_epoch=int(f['stop_epoch'][j]),
-                                 replica=s.replica))
+        try:
+            with np.load(p) as npz: f = {k: npz[k] for k in npz.files}  # read whole: a damaged file fails here
+        except Exception as e:
+            raise ValueError(f"chunk file {p} is unreadable ({type(e).__name__}: {e}): run wm-zoo again with "
+                             "the same --out to build it again") from None
+        keys = f['keys'].tolist()
+        if keys != [s.key for s in chunk]: raise ValueError(f"{p} holds other models than chunk {i} of this configuration")
+        ws.append(f['weights'])
+        for k in f:
+            if k.startswith('hist_'): hist.setdefault(k[5:], []).append(f[k])
+        hist.setdefault('keys', []).append(f['keys']); hist.setdefault('stop_epoch', []).append(f['stop_epoch'])
+        for j, b, e in zip(f['row_model'], f['row_bin'], f['row_epoch']):
+            s = chunk[j]
+            rows.append(dict(label=experience_id(s.classes), **{c: int(int(c) in s.classes) for c in MEMBER_COLS},
+                             Accuracy=float(f['hist_test_acc'][j, e - 1]), epoch=int(e), activation=s.activation, init=s.init,
+                             seed=s.seed, bin=int(b), val_accuracy=float(f['hist_val_acc'][j, e - 1]), stop_epoch=int(f['stop_epoch'][j]),
+                             replica=s.replica))
     weights = np.concatenate(ws) if ws else np.zeros((0, N_PARAMS), np.float32)
     return weights, pd.DataFrame(rows, columns=META_COLS), {k: np.concatenate(v) for k, v in hist.items()}
 
@@ -309,7 +342,8 @@ def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
            quiet: store_true = False,  # no progress bar or summary
            debug: store_true = False):  # show the full traceback of an error
     "Build (or merge) a zoo of MNIST CNNs and print a summary."
-    with cli_errors('wm-zoo', debug):
+    with cli_errors('wm-zoo', debug), contextlib.ExitStack() as hold:
+        check_min('--workers', workers, 1)
         over = {}
         if data: over['data'] = data
         if domain: over['domain'] = domain
@@ -319,6 +353,7 @@ def wm_zoo(preset: str = 'quick',  # zoo preset: tiny, quick, standard or paper
         if replicas: over['replicas'] = _int_list(replicas, '--replicas')
         cfg = zoo_preset(preset, **over)
         out = Path(out or f'runs/zoo-{preset}')
+        hold.enter_context(run_lock(out, 'wm-zoo'))  # one writer: a second wm-zoo on this folder is refused
         t = time.time()
         if merge:
             stats = merge_shards([Path(p) for p in merge.split(',')], out, csv)

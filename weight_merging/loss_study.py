@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_loss_study.ipynb #19eb85b5
 from __future__ import annotations
-import json, os, tempfile, time
+import contextlib, json, os, tempfile, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -15,6 +15,7 @@ import torch
 from fastcore.script import call_parse, store_true
 
 from .zoo import zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
+from .zoo import check_min, run_lock
 from .losses import LOSSES
 from .train import MergerConfig, MergerTrainer, load_merger, train_merger, run_loss, composite_loss, probe_images
 from .eval import FinetuneConfig, evaluate, cluster_mean_ci, spearman, triple_table
@@ -150,8 +151,11 @@ def run_loss_grid(cfg: LossGridConfig,
     P, out = STUDY_PRESETS[cfg.study], Path(out); out.mkdir(parents=True, exist_ok=True); st = StageLog(out)
     for z in (zoo, fresh):
         if z is not None and not Path(z).exists(): raise FileNotFoundError(f"no zoo at {z}")
-    zdir = Path(zoo) if zoo else zoo_stage(st, 'zoo', zoo_preset(P['zoo'], replicas=P['replicas']), out/'zoo', log, workers=workers, progress=False)
-    fdir = Path(fresh) if fresh else zoo_stage(st, 'fresh zoo', zoo_preset(P['zoo'], replicas=P['fresh']), out/'zoo-fresh', log, workers=workers, progress=False)
+    def built(name, zcfg, d):  # one process builds each zoo of the grid; the others wait for it, then find it done
+        with run_lock(d, 'wm-losses', wait=True):
+            return zoo_stage(st, name, zcfg, d, log, workers=workers, progress=False)
+    zdir = Path(zoo) if zoo else built('zoo', zoo_preset(P['zoo'], replicas=P['replicas']), out/'zoo')
+    fdir = Path(fresh) if fresh else built('fresh zoo', zoo_preset(P['zoo'], replicas=P['fresh']), out/'zoo-fresh')
     base = grid_base(cfg, zdir)
     wset = dict(base=base.to_dict(), share=cfg.share, losses=names)
     if not st.done('start losses', wset, out/'weights.json'):
@@ -287,12 +291,18 @@ def wm_losses(study: str = 'quick',  # the study preset whose zoos, fold and tra
               quiet: store_true = False,  # no log lines
               debug: store_true = False):  # show the full traceback of an error
     "The loss study: train and score a merger per loss setting and seed, then write grid.csv, grid.png and grid.json. Several processes may share one OUT."
-    with cli_errors('wm-losses', debug):
+    with cli_errors('wm-losses', debug), contextlib.ExitStack() as hold:
+        least = dict(epochs=(epochs, 1), ft_sample=(ft_sample, 1), ft_steps=(ft_steps, 1),
+                     max_per_class=(max_per_class, 1), workers=(workers, 1), threads=(threads, 1))  # (value, least)
+        for k, (v, low) in least.items(): check_min(f'--{k}', v, low)
+        if not (isinstance(share, (int, float)) and 0 < share < 1):
+            raise ValueError(f"--share must lie in (0, 1), got {share!r}")
         if threads: torch.set_num_threads(threads)
         try: sd = tuple(int(s) for s in seeds.split(','))
         except ValueError: raise ValueError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
         cfg = LossGridConfig(study=study, model=model, epochs=epochs, seeds=sd, share=share, ft_sample=ft_sample, ft_steps=ft_steps, max_per_class=max_per_class,
                              losses=tuple(losses.split(',')) if losses else None, only=tuple(only.split(',')) if only else None)
+        hold.enter_context(run_lock(out, 'wm-losses', shared=True))  # grid workers share OUT; other commands are not
         t = run_loss_grid(cfg, out, zoo, fresh, workers, None if quiet else print)
         js = write_grid(out, cfg, t, 'wm-losses ' + ' '.join(__import__('sys').argv[1:]))
         print(md_table(t[['setting', 'kind', 'seeds', 'fresh_merged', f'fresh_ft{cfg.ft_steps}', 'own_merged', 'spearman_loss_acc', 's_per_epoch', 'differs']].round(2)))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06c_report.ipynb #78300253
 from __future__ import annotations
-import json
+import contextlib, json
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -289,9 +289,17 @@ def wm_eval(run: str = None,  # training run folder (its merger is evaluated bes
             quiet: store_true = False,
             debug: store_true = False):  # show the full traceback of an error
     "Evaluate a trained merger (optional) and every baseline on a split of test triples; write results.json, CSVs, summary.md and plots."
-    with cli_errors('wm-eval', debug):
+    with cli_errors('wm-eval', debug), contextlib.ExitStack() as hold:
+        least = dict(max_overlap=(max_overlap, 0), max_triples=(max_triples, 1), epochs=(epochs, 0),
+                     ft_sample=(ft_sample, 1), cl_sample=(cl_sample, 1), cl_epochs=(cl_epochs, 1),
+                     max_per_class=(max_per_class, 1), threads=(threads, 1))  # flag -> (value, the least it takes)
+        for k, (v, low) in least.items(): check_min(f'--{k}', v, low)
+        try: at = tuple(int(s) for s in steps.split(','))
+        except ValueError: raise ValueError(f"--steps takes comma-separated numbers of steps, got {steps!r}") from None
+        for s in at: check_min('--steps', s, 0)
         if threads: torch.set_num_threads(threads)
-        ft = None if no_finetune else FinetuneConfig(steps=tuple(int(s) for s in steps.split(',')), epochs=epochs, sample=ft_sample, seed=seed)
+        ft = None if no_finetune else FinetuneConfig(steps=at, epochs=epochs, sample=ft_sample, seed=seed)
+        hold.enter_context(run_lock(out, 'wm-eval'))  # one writer per results folder
         res = run_eval(zoo, out, run=run, scenario=scenario, split=split, max_overlap=max_overlap, max_triples=max_triples, finetune=ft,
                        cl=CLConfig(epochs=cl_epochs), cl_sample=cl_sample, continual=() if no_continual else CL_STRATEGIES,
                        data_methods=not no_data_methods, max_per_class=max_per_class, mnist_dir=mnist_dir, seed=seed, title=title, log=None if quiet else print)

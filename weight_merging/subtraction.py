@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_subtraction.ipynb #bfa394a8
 from __future__ import annotations
-import json, time
+import contextlib, json, time
 from dataclasses import dataclass, asdict, replace, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -17,12 +17,14 @@ import torch.nn.functional as F
 from fastcore.script import call_parse, store_true
 
 from .zoo import MEMBER_COLS, N_PARAMS, MNISTData, Zoo, load_zoo, zoo_data, score_cnns, cnn_forward, atomic_write, run_provenance, cli_errors
+from .zoo import check_min, run_lock
 from .scenarios import TRIPLE_COLS, ScenarioConfig, find_triples, check_triples, bits_to_classes
 from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger, save_run_report
 from .eval import (Method, apply_method, triple_table, ground_truth, parent1, initial, FinetuneConfig, finetune_population,
-                                 cluster_mean_ci, catch_up_step)
+                                 cluster_mean_ci, catch_up_step, zoo_digits, probe_images, cnn_labels, functional_table,
+                                 wrong_parent_weights)
 from .report import merger_from_run, md_table
-from .study import fold_triples
+from .study import fold_triples, partner_rows, wrong_parent_kind, kind_name, is_recall_proof
 
 # %% auto #0
 __all__ = ['SUB_METRICS', 'SUBTRACT_PRESETS', 'subtraction_triples', 'check_subtraction_triples', 'task_negation',
@@ -148,7 +150,8 @@ class SubtractionEval:
     seed: int = 0
 
 SUB_METRICS = {'retained': 'retained (%)', 'forgetting': 'forgetting (%)', 'retained_ft': 'retained, {ft} steps (%)',
-               'forgetting_ft': 'forgetting, {ft} steps (%)', 'relearned': 'relearned (%)', 'relearn_steps': 'relearn steps'}  # metric -> table heading
+               'forgetting_ft': 'forgetting, {ft} steps (%)', 'relearned': 'relearned (%)', 'relearn_steps': 'relearn steps',
+               'ood_zoo_acc': 'OOD share (%)', 'wrong_parent_drop': 'wrong-parents drop', 'merge_s': 'merge s/triple'}  # metric -> table heading
 
 # %% ../nbs/10_subtraction.ipynb #f5838040
 def _classes(zoo, rows) -> list: return [zoo.classes(int(r)) for r in rows]
@@ -165,7 +168,9 @@ def relearn_steps(vecs: torch.Tensor, activation: str, data: MNISTData,
 
 def evaluate_subtraction(zoo: Zoo, triples,  # (n, 3) zoo rows (C3 model, C2 model, C1 model)
                          methods: Sequence[Method], data: MNISTData, cfg: SubtractionEval = None,
-                         log: Callable | None = None) -> pd.DataFrame:
+                         log: Callable | None = None,
+                         wrong_parents: tuple | None = None,  # (zoo2, rows2): the C2 model of triple i replaced by zoo2's row rows2[i] (-1: none)
+                         probe_per_class: int = 50) -> pd.DataFrame:  # probe images per zoo digit for the functional collapse (0: none)
     "One row per method and triple: retained accuracy and forgetting, after `cfg.ft_steps` finetuning steps on C1, and relearning steps."
     cfg, log = cfg or SubtractionEval(), log or (lambda *a: None)
     T = check_subtraction_triples(zoo, triples); n = len(T)
@@ -178,16 +183,29 @@ def evaluate_subtraction(zoo: Zoo, triples,  # (n, 3) zoo rows (C3 model, C2 mod
     seed_of = lambda t: cfg.seed * 1_000_003 + int(t)  # the same data order per triple for every method
     c3_c2 = {a: score_cnns(zoo.vectors(T[acts == a, 0]), a, data, [C2[i] for i in np.nonzero(acts == a)[0]], 'test', cfg.curve_per_class).acc.to_numpy()
              for a in set(acts)}  # the C3 model's C2 accuracy, on the relearning curve's images
-    recs, jobs = [], []
+    recs, jobs, labels = [], [], {}
+    digits, probe = zoo_digits(zoo), probe_images(zoo, data, probe_per_class) if probe_per_class else None
+    swap = wrong_parent_weights(T, *wrong_parents) if wrong_parents is not None else None
     for m in methods:
         if m.kind != 'cnn': raise ValueError(f"method {m.name!r} is not a single CNN: subtraction scores CNNs")
         t0 = time.time()
         for a in sorted(set(acts)):
             s = np.nonzero(acts == a)[0]
+            t1 = time.perf_counter()
             out, _ = apply_method(m, zoo, T[s], data, seed=cfg.seed)
-            recs.append(pd.DataFrame({'method': m.name, 'triple': s,
-                                      'retained': score_cnns(out, a, data, [C1[i] for i in s], 'test', cfg.max_per_class).acc.to_numpy(),
-                                      'forgetting': forgetting_share(out, a, data, [C2[i] for i in s], 'test', cfg.max_per_class)}))
+            rec = pd.DataFrame({'method': m.name, 'triple': s, 'merge_s': (time.perf_counter() - t1) / len(s),
+                                'retained': score_cnns(out, a, data, [C1[i] for i in s], 'test', cfg.max_per_class).acc.to_numpy(),
+                                'forgetting': forgetting_share(out, a, data, [C2[i] for i in s], 'test', cfg.max_per_class),
+                                'ood_zoo_acc': score_cnns(out, a, data, [tuple(d for d in digits if d not in C3[i]) for i in s], 'test',
+                                                          cfg.max_per_class).acc.to_numpy()})  # the zoo's digits outside C3: a true C1 model names none
+            if probe is not None: labels.setdefault(m.name, []).append((s, cnn_labels(out, a, probe)))
+            if swap is not None and not m.uses_target:   # the wrong-parents control: the C2 model from another domain or θ0
+                ok = s[torch.isfinite(swap[s]).all(1).numpy()]
+                if len(ok):
+                    sw, _ = apply_method(m, zoo, T[ok], data, seed=cfg.seed, parent2=swap[ok])
+                    kept = score_cnns(sw, a, data, [C1[i] for i in ok], 'test', cfg.max_per_class).acc.to_numpy()
+                    rec['wrong_parent_drop'] = rec.retained - pd.Series(kept, index=np.nonzero(np.isin(s, ok))[0]).reindex(range(len(s))).to_numpy()
+            recs.append(rec)
             jobs += [(m.name, int(t), a, out[k]) for k, t in enumerate(s) if t in ft_set]
         log(f"{m.label}: {n} triples, {time.time() - t0:.1f} s")
     per = pd.concat(recs, ignore_index=True)
@@ -210,6 +228,9 @@ def evaluate_subtraction(zoo: Zoo, triples,  # (n, 3) zoo rows (C3 model, C2 mod
             rows.append(pd.DataFrame(r))
         per = per.merge(pd.concat(rows, ignore_index=True), on=['method', 'triple'], how='left')
         log(f"finetuning and relearning {len(jobs)} CNNs: {time.time() - t0:.1f} s")
+    if labels:   # the functional collapse against the true C1 models, one value per method
+        fc = functional_table(labels, zoo, T, probe, bootstrap=0).set_index('method').functional
+        per['functional_collapse'] = per.method.map(fc)
     return per.merge(tt, on='triple', how='left')
 
 def summarize_subtraction(per: pd.DataFrame, min_comb: int = 5) -> pd.DataFrame:
@@ -375,7 +396,8 @@ def run_subtraction(preset: str = 'quick',  # a key of SUBTRACT_PRESETS
                     fold: int | None = None, seed: int = 0, epochs: int | None = None,
                     retrain: bool = False,  # train afresh even if out/train holds this configuration's finished run
                     ft_sample: int | None = -1,  # finetune/relearn a sample of this many triples (-1: the preset's, None: all)
-                    command: str = '', log: Callable | None = print, progress: bool = False) -> dict:
+                    command: str = '', log: Callable | None = print, progress: bool = False,
+                    tests: dict | None = None) -> dict:  # recall-proof test zoos: kind ('rot90', 'theta0', ...) -> folder
     "Reuse the zoos, train the subtractor, evaluate every method on the held-out target combinations of both zoos, write the report."
     log = log or (lambda *a: None); t_all = time.time()
     P = SUBTRACT_PRESETS.get(preset)
@@ -396,10 +418,21 @@ def run_subtraction(preset: str = 'quick',  # a key of SUBTRACT_PRESETS
     ms, sweep = subtraction_methods(z, tr['val'], data, run, P['grid'], UnlearnConfig(**P['unlearn'], seed=seed))
     ecfg = SubtractionEval(**{**P['eval'], 'seed': seed, **({} if ft_sample == -1 else {'ft_sample': ft_sample})})
     parts, timings = [], {'train': round(t_train, 1)}
-    for name, zz, T in (('training-zoo CNNs', z, tr['own']), ('fresh CNNs', f, tr['fresh']))[:2 if fdir is not None else 1]:
+    zoos = {'own': (z, tr['own']), **({'fresh': (f, tr['fresh'])} if fdir is not None else {})}
+    for k, d in (tests or {}).items():
+        if not Path(d).exists(): raise FileNotFoundError(f"no test zoo at {d} ({k})")
+        zk = load_zoo(d, mmap=False); zoos[k] = (zk, fold_triples(z, zk, cfg)['fresh'])
+    for kind, (zz, T) in zoos.items():
+        name = kind_name(kind)
         if not len(T): raise ValueError(f"no held-out subtraction triples in the {name}")
+        pk = wrong_parent_kind(kind, list(zoos)) if len(zoos) > 1 else None
+        wrong = None
+        if pk is not None:
+            match = [c for c in ('activation', 'init', 'seed', 'bin') if c != 'seed' or 'theta0' not in (kind, pk)]
+            wrong = (zoos[pk][0], partner_rows(zz, T[:, 1], zoos[pk][0], match))
         t0 = time.time(); log(f"evaluating {len(T)} held-out triples of the {name}")
-        parts.append(evaluate_subtraction(zz, T, ms, data, ecfg, log).assign(zoo=name)); timings[name] = round(time.time() - t0, 1)
+        parts.append(evaluate_subtraction(zz, T, ms, data if kind == 'own' else zoo_data(zz), ecfg, log, wrong).assign(zoo=name))
+        timings[name] = round(time.time() - t0, 1)
     per = pd.concat(parts, ignore_index=True)
     report.mkdir(parents=True, exist_ok=True)
     save_run_report(run, report, 'train', command)
@@ -411,12 +444,24 @@ def run_subtraction(preset: str = 'quick',  # a key of SUBTRACT_PRESETS
                 timings_s=timings, **run_provenance())
     return write_subtraction_report(per, ms, report, sweep, info, ecfg.ft_steps, ecfg.min_comb)
 
+# %% ../nbs/10_subtraction.ipynb #c6d880d0
+def _parse_tests(s: str | None) -> dict:
+    "--tests KIND=FOLDER,... as a dict (one line naming a malformed entry)."
+    out = {}
+    for part in (s or '').split(','):
+        if not part.strip(): continue
+        k, eq, v = part.partition('=')
+        if not eq or not k.strip() or not v.strip(): raise ValueError(f"--tests takes KIND=FOLDER pairs separated by commas, got {part!r}")
+        out[k.strip()] = v.strip()
+    return out
+
 # %% ../nbs/10_subtraction.ipynb #d3277126
 @call_parse
 def wm_subtract(preset: str = 'quick',  # tiny or quick
                 zoo: str = None,  # an existing training zoo (default: the preset's, where wm-run builds it)
                 fresh: str = None,  # an existing fresh zoo (default: the preset's)
                 no_fresh: store_true = False,  # evaluate the training zoo's CNNs only
+                tests: str = None,  # recall-proof test zoos as KIND=FOLDER,... (e.g. rot90=runs/quick/zoo-test-rot90,theta0=runs/quick/zoo-test-theta0)
                 out: str = None,  # run folder (default: runs/subtract-PRESET)
                 report: str = None,  # report folder (default: OUT/report)
                 fold: int = None,  # the held-out fold of target combinations C1 (default: the preset's)
@@ -429,11 +474,17 @@ def wm_subtract(preset: str = 'quick',  # tiny or quick
                 debug: store_true = False):  # show the full traceback of an error
     "Subtracting knowledge: train the subtractor (C3, C2 → C1) and compare it with task negation, finetuning, gradient ascent and the references."
     import shlex, sys
-    with cli_errors('wm-subtract', debug):
+    with cli_errors('wm-subtract', debug), contextlib.ExitStack() as hold:
+        least = dict(fold=(fold, 0), epochs=(epochs, 1), ft_sample=(ft_sample, -1), threads=(threads, 1))  # the least
+        for k, (v, low) in least.items(): check_min(f'--{k}', v, low)
         if threads: torch.set_num_threads(threads)
         if preset not in SUBTRACT_PRESETS: raise ValueError(f"unknown subtraction preset {preset!r}; valid: {', '.join(SUBTRACT_PRESETS)}")
         cmd = 'wm-subtract ' + ' '.join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and 'wm-subtract' in sys.argv[0] else ''
+        out = Path(out or f'runs/subtract-{preset}')
+        hold.enter_context(run_lock(out, 'wm-subtract'))  # one writer per run folder ...
+        if report and not Path(report).resolve().is_relative_to(out.resolve()):
+            hold.enter_context(run_lock(report, 'wm-subtract'))  # ... and per report folder
         js = run_subtraction(preset, zoo, False if no_fresh else fresh, out, report, fold, seed, epochs, retrain, None if ft_sample == 0 else ft_sample,
-                             cmd, None if quiet else print)
+                             cmd, None if quiet else print, tests=_parse_tests(tests))
         if not quiet:
             for z, h in js['headline'].items(): print(f"\n{z}\n" + md_table(pd.DataFrame(h)))

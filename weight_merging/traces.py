@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_traces.ipynb #1f6ce544
 from __future__ import annotations
-import json, time
+import contextlib, json, time
 from pathlib import Path
 from typing import Sequence
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .zoo import (load_zoo, zoo_data, Zoo, vec_to_params, LAYERS, LAYER_SLICES, N_PARAMS, MEMBER_COLS,
-                                atomic_write, run_provenance, cli_errors, require, score_cnns)
+                                atomic_write, run_provenance, cli_errors, require, score_cnns, check_min, run_lock)
 from .scenarios import ScenarioConfig, make_scenario
 from .train import load_merger, predict
 from .eval import finetune_population, FinetuneConfig, cluster_mean_ci, spearman, auroc, bootstrap_ci
@@ -441,10 +441,14 @@ def wm_traces(zoo: str = 'runs/study/zoo',  # zoo folder whose CNNs are read
               threads: int = 1,  # torch threads
               debug: store_true = False):  # show the full traceback of an error
     "What traces digits leave in the weights: presence AUROC per digit and feature family, and what the merger's CNN keeps."
-    with cli_errors('wm-traces', debug):
+    with cli_errors('wm-traces', debug), contextlib.ExitStack() as hold:
+        least = dict(folds=(folds, 2), bootstrap=(bootstrap, 0), steps=(steps, 0), max_triples=(max_triples, 1),
+                     threads=(threads, 1))  # flag -> (value, the least it takes)
+        for k, (v, low) in least.items(): check_min(f'--{k}', v, low)
         torch.set_num_threads(threads)
         cmd = f"wm-traces --zoo {zoo}" + (f" --merger {merger}" if merger else '') + f" --out {out}"
         for k, v, d in (('folds', folds, 5), ('bootstrap', bootstrap, 500), ('steps', steps, 200), ('max_triples', max_triples, None), ('seed', seed, 0), ('families', families, None)):
             if v != d: cmd += f" --{k} {v}"
+        hold.enter_context(run_lock(out, 'wm-traces'))  # one writer per results folder
         run_traces(zoo, [m for m in (merger or '').split(',') if m], out, folds, bootstrap, steps, max_triples, seed,
                    families.split(',') if families else tuple(FAMILIES), cmd)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #52184db9
 from __future__ import annotations
-import json, math, os, time
+import contextlib, json, math, os, time
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 
@@ -14,18 +14,18 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .zoo import (zoo_data, domain_data, join_zoos, row_domains, N_PARAMS, LAYERS, LAYER_SLICES, Zoo, load_zoo, cnn_forward, score_cnns,
-                                atomic_write, ZooCNN, model_to_vec, initial_weights, cli_errors)
+                                atomic_write, ZooCNN, model_to_vec, initial_weights, cli_errors, check_min, run_lock)
 from .scenarios import ScenarioConfig, make_scenario, find_triples, Scenario, SPLITS
 from .tokenizer import LayerStandardizer, PermutationAugment, PermutationBank
 from .transformer import TransformerAE, transformer_preset, TransformerConfig
 from .losses import CompositeLoss, LossContext, parse_loss_weights, fisher_rao, sublevel_diagram
 
 # %% auto #0
-__all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'RunSetup', 'run_loss', 'setup_run', 'zoo_theta0',
-           'triple_info', 'combination_triples', 'selection_set', 'diagnostics', 'RunLogger', 'read_checkpoint',
-           'save_checkpoint', 'load_merger', 'predict', 'score_in_domains', 'reference_accuracies', 'distill_loss',
-           'ClassImages', 'composite_loss', 'make_optimizer', 'probe_images', 'MergerTrainer', 'train_merger',
-           'wm_train', 'save_run_report']
+__all__ = ['MERGER_PRESETS', 'CKPT_KEYS', 'MergerConfig', 'merger_preset', 'check_merger_config', 'RunSetup', 'run_loss',
+           'setup_run', 'zoo_theta0', 'triple_info', 'combination_triples', 'selection_set', 'diagnostics', 'RunLogger',
+           'read_checkpoint', 'save_checkpoint', 'load_merger', 'predict', 'score_in_domains', 'reference_accuracies',
+           'distill_loss', 'ClassImages', 'composite_loss', 'make_optimizer', 'probe_images', 'MergerTrainer',
+           'train_merger', 'wm_train', 'save_run_report']
 
 # %% ../nbs/05_train.ipynb #e63d3b62
 @dataclass
@@ -83,6 +83,26 @@ def merger_preset(name: str, **overrides) -> MergerConfig:
     if name not in MERGER_PRESETS: raise ValueError(f"unknown training preset {name!r}; valid: {', '.join(MERGER_PRESETS)}")
     return MergerConfig.from_dict({**MERGER_PRESETS[name], **overrides})
 
+# %% ../nbs/05_train.ipynb #2b0cba4e
+def check_merger_config(cfg: MergerConfig) -> MergerConfig:
+    "`cfg` if its numbers make a run (epochs, batch size, learning rates, loss weights); else one line naming the flag."
+    check_min('--epochs', cfg.epochs, 1)
+    check_min('--batch_size', cfg.batch_size, 1)
+    check_min('--lr', cfg.lr, 0, strict=True)
+    check_min('--permutations', cfg.permutations, -1)
+    for k in ('lr_fusion', 'lr_decoder', 'distill_T'): check_min(k, getattr(cfg, k), 0, strict=True)
+    for k in ('weight_decay', 'warmup_epochs', 'clip_norm', 'patience', 'distill'): check_min(k, getattr(cfg, k), 0)
+    for k in ('eval_every', 'diag_every', 'distill_images'): check_min(k, getattr(cfg, k), 1)
+    try: w = parse_loss_weights(cfg.losses)
+    except ValueError as e: raise ValueError(f"--losses: {e}") from None
+    for k, v in w.items():
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"--losses: the weight of {k!r} must be a finite number ≥ 0, got {v}")
+    if not any(w.values()) and not cfg.distill:
+        raise ValueError(f"--losses {cfg.losses!r}: every weight is 0 (and distill is 0), so nothing would be learned; "
+                         "give a loss a weight > 0")
+    return cfg
+
 # %% ../nbs/05_train.ipynb #4900b93b
 @dataclass
 class RunSetup:
@@ -104,7 +124,7 @@ def run_loss(cfg: MergerConfig) -> CompositeLoss:
 
 def setup_run(cfg: MergerConfig) -> RunSetup:
     "Load and check everything a run needs; raises a clear error before any training."
-    loss = run_loss(cfg)
+    loss = run_loss(check_merger_config(cfg))
     model_cfg = transformer_preset(cfg.preset, **cfg.model)
     if model_cfg.mode != 'merge': raise ValueError("the merger trains mode='merge' models (two parents in)")
     if model_cfg.task_vectors and cfg.permutations: raise ValueError("task_vectors with permutation augmentation is not supported: the shared θ0 would have to be permuted with the triple")
@@ -589,14 +609,16 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
              quiet: store_true = False,  # no progress bar
              debug: store_true = False):  # show the full traceback of an error
     "Train the double-encoder merger on a scenario of a zoo and print its summary."
-    with cli_errors('wm-train', debug):
+    with cli_errors('wm-train', debug), contextlib.ExitStack() as hold:
         over = {k: v for k, v in dict(zoo=zoo, select_zoo=select_zoo, epochs=epochs, batch_size=batch_size, lr=lr, losses=losses, permutations=permutations,
                                       seed=seed, wandb=wandb, precision=precision).items() if v is not None}
         base = MERGER_PRESETS.get(preset, {})
         if subscenario or bins or task:
             sc = dict(base.get('scenario', {}))
             if subscenario: sc = dict(subscenario=subscenario, **{k: v for k, v in sc.items() if k not in ('subscenario', 'classes', 'max_overlap')})
-            if bins: sc['bins'] = tuple(int(b) for b in bins.split(','))
+            if bins:
+                try: sc['bins'] = tuple(int(b) for b in bins.split(','))
+                except ValueError: raise ValueError(f"--bins takes comma-separated epochs, got {bins!r}") from None
             if task: sc['task'] = task
             over['scenario'] = sc
         if task == 'subtract': over['both_orders'] = False  # encoder 1 reads the C3 model, encoder 2 the C2 model
@@ -604,8 +626,10 @@ def wm_train(preset: str = 'quick',  # training preset: tiny, quick, standard or
         if tokenizer or output or task_vectors or mix_features:
             over['model'] = dict(base.get('model', {}), **({'tokenizer': tokenizer} if tokenizer else {}), **({'output': output} if output else {}),
                                  **({'task_vectors': True} if task_vectors else {}), **({'mix_features': mix_features} if mix_features else {}))
-        cfg = merger_preset(preset, **over)
+        cfg = check_merger_config(merger_preset(preset, **over))
         out = out or f"runs/{'subtractor' if task == 'subtract' else 'merger'}-{preset}"
+        if int(os.environ.get('RANK', '0')) == 0:  # one writer per run folder (a data-parallel launch's first process)
+            hold.enter_context(run_lock(out, 'wm-train'))
         s = train_merger(cfg, out, resume=not fresh, progress=not quiet)
         if int(os.environ.get('RANK', '0')) != 0: return  # one report from a data-parallel launch
         b = s['val_baselines']

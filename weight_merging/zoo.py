@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_zoo.ipynb #bdca2329
 from __future__ import annotations
-import contextlib, functools, hashlib, importlib, itertools, json, math, os, re, sys, time
+import contextlib, errno, functools, hashlib, importlib, itertools, json, math, os, re, shlex, socket, sys, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Sequence
@@ -17,13 +17,15 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'INITS', 'BINS', 'N_PARAMS', 'LAYERS', 'LAYER_SLICES', 'ACT_FNS', 'DATA_DIR', 'DIGITS_NPZ',
-           'MNIST_MEAN', 'MNIST_STD', 'DOMAINS', 'ZOO_PRESETS', 'MEMBER_COLS', 'META_COLS', 'param_columns',
-           'check_activation', 'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model',
+           'MNIST_MEAN', 'MNIST_STD', 'DOMAINS', 'ZOO_PRESETS', 'MEMBER_COLS', 'META_COLS', 'ROW_FIELDS',
+           'param_columns', 'check_activation', 'check_init', 'init_weight_', 'ZooCNN', 'model_to_vec', 'vec_to_model',
            'initial_weights', 'vec_to_params', 'params_to_vec', 'cnn_forward', 'MNISTData', 'stratified_split',
            'load_digits', 'load_mnist', 'load_data', 'check_domain', 'in_domain', 'experiences', 'experience_id',
            'TrainConfig', 'bin_of', 'ModelSpec', 'score_cnns', 'ZooConfig', 'zoo_preset', 'zoo_specs', 'zoo_chunks',
-           'atomic_write', 'Zoo', 'save_zoo', 'zoo_stats', 'write_zoo_csv', 'read_zoo_csv', 'load_zoo', 'zoo_data',
-           'row_domains', 'join_zoos', 'domain_data', 'require', 'cli_errors', 'git_state', 'run_provenance']
+           'atomic_write', 'Zoo', 'save_zoo', 'zoo_stats', 'write_zoo_csv', 'read_zoo_file', 'check_zoo_rows',
+           'read_zoo_csv', 'load_zoo', 'zoo_data', 'row_domains', 'join_zoos', 'domain_data', 'check_zoo_weights',
+           'check_zoo_config', 'require', 'os_error_message', 'cli_errors', 'check_min', 'run_lock', 'git_state',
+           'run_provenance']
 
 # %% ../nbs/00_zoo.ipynb #099f8d44
 ACTIVATIONS = ('gelu', 'relu', 'silu', 'leakyrelu', 'sigmoid', 'tanh')  # the report's activation index 0-5
@@ -543,6 +545,34 @@ def write_zoo_csv(zoo: Zoo, path) -> Path:
                     m[META_COLS[11:]].reset_index(drop=True)], axis=1)
     return atomic_write(path, lambda p: df.to_csv(p, index=False, float_format='%.9g'))
 
+# %% ../nbs/00_zoo.ipynb #3bc2f1f3
+def read_zoo_file(path: Path, read):
+    "`read(path)`, or a one-line error naming the file when it is truncated or corrupt."
+    try: return read(path)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise ValueError(f"zoo file {path} is unreadable ({type(e).__name__}: {msg}): it is truncated or corrupt; "
+                         "rebuild the zoo (wm-zoo with the same --out assembles it again from its chunks)") from None
+
+# %% ../nbs/00_zoo.ipynb #4b599cae
+ROW_FIELDS = ['label', *MEMBER_COLS, 'epoch', 'activation', 'init', 'seed', 'bin', 'stop_epoch',
+              'replica']  # the fields no zoo row lacks (its accuracies may be unknown)
+
+def check_zoo_rows(meta: pd.DataFrame,
+                   where,  # the file, for messages
+                   need=()) -> pd.DataFrame:  # columns that must be there
+    "`meta` if it has the columns `need` and every row has every field of `ROW_FIELDS`; else one line naming the row."
+    if (miss := [c for c in need if c not in meta]):
+        raise ValueError(f"zoo {where}: missing column(s) {miss}; rebuild the zoo")
+    have = [c for c in ROW_FIELDS if c in meta]
+    gap = meta[have].isna().to_numpy()
+    if gap.any():
+        r = int(np.nonzero(gap.any(1))[0][0])
+        empty = [c for c, g in zip(have, gap[r]) if g]
+        raise ValueError(f"zoo {where}: row {r + 1} (line {r + 2}) has no value in {empty}: "
+                         "a field is missing (a short row, or a truncated file); repair the row or rebuild the zoo")
+    return meta
+
 # %% ../nbs/00_zoo.ipynb #da46d1ab
 def read_zoo_csv(path) -> Zoo:
     "Read a zoo CSV in the report's format, checking columns, values, activations and inits."
@@ -567,8 +597,10 @@ def read_zoo_csv(path) -> Zoo:
     W = P.to_numpy(np.float64)
     if not np.isfinite(W).all():
         r, c = np.argwhere(~np.isfinite(W))[0]
-        raise ValueError(f"zoo CSV {path}: {W[r, c]} (not a finite number) in row {r + 1} (line {r + 2}), column '{pcols[c]}'")
-    meta = df[[c for c in df.columns if c not in set(pcols)]].copy()
+        who = f"label {df['label'].iat[r]}" + (f", activation {df['activation'].iat[r]}" if 'activation' in df else '')
+        raise ValueError(f"zoo CSV {path}: {W[r, c]} (not a finite number) in row {r + 1} (line {r + 2}), column "
+                         f"'{pcols[c]}' ({who}); a diverged or damaged CNN: drop the row or rebuild the zoo")
+    meta = check_zoo_rows(df[[c for c in df.columns if c not in set(pcols)]].copy(), f"CSV {path}")
     defaults = dict(activation='relu', init='kaiming_uniform', seed=0, val_accuracy=np.nan, replica=0)
     for k, v in defaults.items():
         if k not in meta: meta[k] = v
@@ -583,17 +615,27 @@ def read_zoo_csv(path) -> Zoo:
 
 # %% ../nbs/00_zoo.ipynb #60fdb69c
 def load_zoo(path, activation=None, init=None, bins=None, classes=None, seed=None, mmap=True) -> Zoo:
-    "Load a zoo from a binary folder (or a build folder holding `zoo/`) or a report CSV, filtered as `Zoo.filter`."
+    "Load and check a zoo: a binary folder (or a build folder holding `zoo/`) or a report CSV, filtered (`Zoo.filter`)."
     path = Path(path)
     if path.is_dir() and not (path/'weights.npy').exists() and (path/'zoo'/'weights.npy').exists(): path = path/'zoo'
     if path.is_dir():
         for f in ('weights.npy', 'meta.csv'):
             if not (path/f).exists(): raise FileNotFoundError(f"{path} is not a zoo folder: {f} is missing")
-        w = np.load(path/'weights.npy', mmap_mode='r' if mmap else None)
-        meta = pd.read_csv(path/'meta.csv')
-        cfg = json.loads((path/'config.json').read_text()) if (path/'config.json').exists() else {}
-        hist = dict(np.load(path/'history.npz')) if (path/'history.npz').exists() else None
+        w = read_zoo_file(path/'weights.npy', lambda p: np.load(p, mmap_mode='r' if mmap else None))
+        if w.ndim != 2 or w.shape[1] != N_PARAMS:
+            raise ValueError(f"zoo file {path/'weights.npy'} holds an array of shape {w.shape}, not (N, {N_PARAMS}): "
+                             "it is not a zoo's weights; rebuild the zoo")
+        meta = check_zoo_rows(read_zoo_file(path/'meta.csv', pd.read_csv), path/'meta.csv',
+                              need=[c for c in META_COLS if c != 'replica'])
+        if len(meta) != len(w):
+            raise ValueError(f"zoo {path}: meta.csv has {len(meta)} rows and weights.npy {len(w)}: one of them is "
+                             "truncated or from another zoo; rebuild the zoo")
+        cfg = {}
+        if (path/'config.json').exists(): cfg = read_zoo_file(path/'config.json', lambda p: json.loads(p.read_text()))
+        hist = read_zoo_file(path/'history.npz', lambda p: dict(np.load(p))) if (path/'history.npz').exists() else None
         zoo = Zoo(w, meta, cfg, hist)
+        check_zoo_weights(zoo, path/'weights.npy')
+        check_zoo_config(zoo, path)
     elif path.suffix == '.csv': zoo = read_zoo_csv(path)
     else: raise FileNotFoundError(f"no zoo at {path}: expected a zoo folder (weights.npy + meta.csv) or a .csv file")
     return zoo.filter(activation, init, bins, classes, seed)
@@ -648,6 +690,85 @@ def domain_data(zoo: Zoo,  # a loaded zoo, joined or not
     base = zoo_data(Zoo(np.zeros((0, N_PARAMS), np.float32), zoo.meta.iloc[:0], {**c, 'domains': None, 'domain': 'none'}), mnist_dir)
     return {d: in_domain(base, d) for d in dict.fromkeys(row_domains(zoo))}
 
+# %% ../nbs/00_zoo.ipynb #93f20ae3
+def check_zoo_weights(zoo: Zoo,
+                      where,  # the weights file, for messages
+                      block: int = 4096) -> Zoo:  # rows read at a time (the weights may be memory-mapped)
+    "`zoo` if all its weights are finite; else one line naming `where` and the first bad row (label, activation, bin)."
+    W = zoo.weights
+    for s in range(0, len(W), block):
+        bad = ~np.isfinite(W[s:s + block])
+        if bad.any():
+            r, c = (int(v) for v in np.argwhere(bad)[0])
+            m, r = zoo.meta.iloc[s + r], s + r
+            raise ValueError(f"zoo {where}: {W[r, c]} (not a finite number) in row {r + 1} (meta.csv line {r + 2}), "
+                             f"column '{param_columns()[c]}' (label {m['label']}, activation {m['activation']}, "
+                             f"bin {m['bin']}); a diverged or damaged CNN: rebuild the zoo")
+    return zoo
+
+# %% ../nbs/00_zoo.ipynb #876e644d
+def _build_config_diff(zoo: Zoo, where) -> str:
+    "How the zoo's config differs from that of the build folder holding it ('' when it agrees or is in none)."
+    b = Path(where).parent
+    if Path(where).name != 'zoo' or not (b/'chunks').is_dir() or not (b/'config.json').exists(): return ''
+    zc, bc = zoo.config, read_zoo_file(b/'config.json', lambda p: json.loads(p.read_text()))
+    try: zc, bc = ZooConfig.from_dict(zc).to_dict(), ZooConfig.from_dict(bc).to_dict()
+    except Exception: pass  # (compared as they are)
+    diff = [k for k in sorted(set(zc) | set(bc)) if zc.get(k) != bc.get(k)]
+    return '; '.join(f"{k}: {zc.get(k)!r} here, {bc.get(k)!r} there" for k in diff)
+
+def check_zoo_config(zoo: Zoo,
+                     where=None):  # the zoo's folder, for messages and its build folder
+    "`zoo` if its config agrees with its build's, its rows and its CNNs' recorded accuracy; else one line on how not."
+    c, m = zoo.config or {}, zoo.meta
+    if not c or not len(m): return zoo
+    cf = Path(where)/'config.json' if where is not None else 'config'
+    fix = "config.json or meta.csv was edited by hand or comes from another zoo: restore it, or rebuild the zoo"
+    if where is not None and (d := _build_config_diff(zoo, where)):
+        raise ValueError(f"zoo {cf} disagrees with its build folder's config.json ({d}): {fix}")
+    def refuse(bad, what, why):
+        "Raise for the first row of mask `bad`; `what(r)` says what that row has, `why` why the config rules it out."
+        if bad.any():
+            r = int(np.nonzero(bad)[0][0])
+            raise ValueError(f"zoo {cf} disagrees with its rows: row {r + 1} (meta.csv line {r + 2}) has {what(r)}, "
+                             f"{why}; {fix}")
+    def within(col, key, allowed):
+        vals = m[col].tolist() if col in ('activation', 'init', 'domain') else m[col].astype(int).tolist()
+        refuse(~np.isin(np.asarray(vals, dtype=object), list(allowed)), lambda r: f"{col} {vals[r]!r}",
+               f"not among its {key} {list(allowed)}")
+    bits = m[MEMBER_COLS].to_numpy().astype(int)
+    if 'classes' in c:
+        others = [d for d in range(10) if d not in set(c['classes'])]
+        has = lambda r: f"classes {tuple(np.nonzero(bits[r])[0].tolist())}"
+        refuse((bits[:, others] != 0).any(1), has, f"not among its classes {list(c['classes'])}")
+    if c.get('sizes'):
+        size = lambda r: f"an experience of size {bits[r].sum()}"
+        refuse(~np.isin(bits.sum(1), c['sizes']), size, f"not among its sizes {list(c['sizes'])}")
+    for col, key in (('activation', 'activations'), ('init', 'inits'), ('seed', 'seeds'), ('replica', 'replicas')):
+        joined = key == 'replicas' and 'domains' in c  # (a joined zoo keeps one zoo's replicas)
+        if key in c and col in m and not joined: within(col, key, c[key])
+    if 'train' in c:
+        within('bin', 'bins', c['train']['bins'])
+        late = m['epoch'].to_numpy() > c['train']['epochs']
+        refuse(late, lambda r: f"epoch {int(m['epoch'][r])}", f"past its {c['train']['epochs']} training epochs")
+    if 'domain' in m: within('domain', 'domains', c.get('domains') or [c.get('domain', 'none')])
+    acc = m['Accuracy'].to_numpy(float) if 'Accuracy' in m else np.zeros(0)
+    if c.get('data', 'digits') != 'digits' or 'domains' in c or not np.isfinite(acc).any(): return zoo
+    r, threads = int(np.nonzero(np.isfinite(acc))[0][0]), torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # one CNN: more threads would only contend
+        data = zoo_data(zoo)
+        got = float(score_cnns(zoo.vectors([r]), [m['activation'][r]], data, [zoo.classes(r)]).acc[0])
+    except ValueError as e: raise ValueError(f"zoo {cf}: {e}") from None
+    finally: torch.set_num_threads(threads)
+    if abs(got - acc[r]) > 1:
+        raise ValueError(f"zoo {cf} does not describe its CNNs: row {r + 1} (label {m['label'][r]}, activation "
+                         f"{m['activation'][r]}) scores {got:.2f} % on the test images it names (data "
+                         f"{c.get('data', 'digits')}, domain {c.get('domain', 'none')!r}, n_train {c.get('n_train')}, "
+                         f"n_val {c.get('n_val')}, split_seed {c.get('split_seed', 0)}), but {acc[r]:.2f} % "
+                         f"was recorded when it was trained; {fix}")
+    return zoo
+
 # %% ../nbs/00_zoo.ipynb #e8464d0a
 def require(module: str,  # the module to import, e.g. 'torchaudio'
             purpose: str):  # what needs it, e.g. "the 'mel' loss"
@@ -658,15 +779,140 @@ def require(module: str,  # the module to import, e.g. 'torchaudio'
         raise ImportError(f"{purpose} needs {module}, which fails to import ({type(e).__name__}: {msg}); "
                           "reinstall the locked environment with `bash scripts/setup.sh`") from None
 
+# %% ../nbs/00_zoo.ipynb #4f592be5
+def os_error_message(e: OSError) -> str:
+    "One line for a file-system error: its path, what is wrong there, what to do (the project's own message as it is)."
+    n, p = e.errno, e.filename
+    if n in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device{f' writing {p}' if p else ''}: free some, or give another --out"
+    if n is None or p is None: return str(e)
+    q = Path(os.fsdecode(p))
+    there = next((a for a in (q, *q.parents) if a.exists()), q)  # the nearest part of the path that exists
+    if n in (errno.EEXIST, errno.ENOTDIR) and there.exists() and not there.is_dir():
+        return f"{there} is a file, not a folder: give another path (e.g. another --out), or move the file away"
+    if n in (errno.EACCES, errno.EPERM):
+        verb = 'write to' if not os.access(there, os.W_OK) else 'read' if not os.access(there, os.R_OK) else 'use'
+        return f"cannot {verb} {q}: permission denied; give another path (e.g. another --out), or fix the permissions"
+    if n == errno.EROFS: return f"cannot write to {q}: the file system is read-only; give another path (another --out)"
+    if n == errno.EISDIR: return f"{q} is a folder, not a file: give the path of a file"
+    if n == errno.ENOENT: return f"{q} does not exist"
+    return f"{q}{f' -> {e.filename2}' if e.filename2 else ''}: {e.strerror}"
+
 # %% ../nbs/00_zoo.ipynb #36a8ca37
 @contextlib.contextmanager
 def cli_errors(prog: str,  # the console script's name, e.g. 'wm-zoo'
                debug: bool = False):  # re-raise instead (full traceback)
-    "Turn expected errors (bad input, missing files, broken libraries) into one line on stderr and exit status 2."
+    "Turn expected errors (bad input, missing files, broken libraries, file-system errors) into one line, exit code 2."
     try: yield
-    except (ValueError, FileNotFoundError, NotADirectoryError, ImportError) as e:
+    except (ValueError, FileNotFoundError, NotADirectoryError, ImportError, OSError) as e:
         if debug: raise
-        print(f"{prog}: error: {e}", file=sys.stderr); raise SystemExit(2) from None
+        fs = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+        on_a_path = not isinstance(e, OSError) or e.filename is not None or e.errno in fs
+        if not (on_a_path or isinstance(e, (FileNotFoundError, NotADirectoryError))): raise  # not on a path: a bug
+        print(f"{prog}: error: {os_error_message(e) if isinstance(e, OSError) else e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+# %% ../nbs/00_zoo.ipynb #6ce3d54c
+def check_min(flag: str,  # the flag, for the message, e.g. '--epochs'
+              value,  # its value; None (its default) passes
+              low: float,  # the least value it takes
+              strict: bool = False):  # the value must exceed `low`
+    "`value` if it is None or a finite number ≥ `low` (> `low` if `strict`); else a one-line error naming `flag`."
+    number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+    if value is not None and not (number and (value > low if strict else value >= low)):
+        raise ValueError(f"{flag} must be {'>' if strict else '≥'} {low}, got {value!r}")
+    return value
+
+# %% ../nbs/00_zoo.ipynb #9c4cf06d
+_RUN_LOCKS = {}  # this process's run locks: folder (resolved) -> [open lock file, depth]
+
+def _lock_owners(path) -> list:
+    "The holders a lock file names (one JSON object a line)."
+    try: lines = Path(path).read_text().splitlines()
+    except OSError: return []
+    out = []
+    for line in lines:
+        try: o = json.loads(line)
+        except ValueError: continue
+        if isinstance(o, dict): out.append(o)
+    return out
+
+def _alive(o: dict) -> bool:
+    "Whether the holder `o` of a lock file still runs (one on another host is taken to)."
+    if o.get('host') != socket.gethostname(): return True
+    try: os.kill(int(o.get('pid')), 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    except (TypeError, ValueError, OverflowError): return False
+    return True
+
+def _holders(owners) -> str:
+    "The holders of a lock, in words."
+    say = lambda o: (f"{o.get('what', '?')} (pid {o.get('pid', '?')} on {o.get('host', '?')} "
+                     f"since {o.get('since', '?')}: {o.get('command', '?')})")
+    return ('; '.join(map(say, owners)) or 'another process').replace('\n', ' ')
+
+# %% ../nbs/00_zoo.ipynb #e61c13e9
+@contextlib.contextmanager
+def run_lock(out,  # the run folder (made if missing)
+             what: str,  # who holds it, for messages, e.g. 'wm-train'
+             shared: bool = False,  # held together with other shared holders (processes that split one run's work)
+             wait: bool = False):  # wait for the holder instead of refusing
+    "Hold the lock of run folder `out` (`out/.lock`: pid, host, command) while the block runs; refuse if it is taken."
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(out)
+    if key in _RUN_LOCKS:  # this process holds it already: a stage inside a command
+        _RUN_LOCKS[key][1] += 1
+        try: yield out
+        finally: _RUN_LOCKS[key][1] -= 1
+        return
+    import fcntl
+    p, told, mode = out/'.lock', False, fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    while True:
+        f = open(p, 'a+')  # nothing is overwritten before the lock is ours
+        try:
+            try: fcntl.flock(f, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                who = _holders([o for o in _lock_owners(p) if _alive(o)])
+                if not wait: raise ValueError(f"{out} is in use by {who}; let it end, or give another --out") from None
+                if not told: print(f"{what}: waiting for {who} to release {out}", file=sys.stderr)
+                told = True
+                fcntl.flock(f, mode)
+        except OSError as e:
+            f.close()
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS): raise
+            print(f"{what}: cannot lock {out} ({e.strerror}): going on without the one-writer check", file=sys.stderr)
+            yield out
+            return
+        except BaseException:
+            f.close()
+            raise
+        try: same = os.path.samestat(os.fstat(f.fileno()), os.stat(p))
+        except FileNotFoundError: same = False
+        if same: break
+        f.close()  # the holder removed the file as it finished: lock the new one
+    argv = [Path(sys.argv[0]).name, *map(shlex.quote, sys.argv[1:])] if sys.argv else [what]
+    me = dict(pid=os.getpid(), host=socket.gethostname(), what=what, since=time.strftime('%Y-%m-%d %H:%M:%S'),
+              command=' '.join(argv))
+    if not shared:
+        gone = [o for o in _lock_owners(p) if not _alive(o)]  # killed, or shared holders that ended before the last
+        if gone:
+            print(f"{what}: {out} was locked by {_holders(gone)}, which is no longer running: taking the lock over",
+                  file=sys.stderr)
+        f.seek(0)
+        f.truncate()
+    f.write(json.dumps(me) + '\n')
+    f.flush()
+    _RUN_LOCKS[key] = [f, 1]
+    try: yield out
+    finally:
+        del _RUN_LOCKS[key]
+        try:
+            if shared: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the last of the shared holders removes the file
+            if os.path.samestat(os.fstat(f.fileno()), os.stat(p)): p.unlink()
+        except OSError: pass  # others hold it still (or it is gone)
+        finally: f.close()
 
 # %% ../nbs/00_zoo.ipynb #69bd285b
 def git_state(cwd=None) -> dict:
