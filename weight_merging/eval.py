@@ -22,8 +22,9 @@ from .zoo import (MEMBER_COLS, N_PARAMS, MNISTData, Zoo, ZooCNN, check_activatio
 __all__ = ['CURVE_COLS', 'eval_triples', 'sample_rows', 'triple_table', 'MergeContext', 'make_context', 'Ensemble', 'Method',
            'apply_method', 'ground_truth', 'parent1', 'parent2', 'initial', 'weight_average', 'ensemble_method',
            'FinetuneConfig', 'finetune_population', 'mean_ci', 'cluster_mean_ci', 'paired_diff', 'catch_up_step',
-           'stability_drop', 'zoo_digits', 'auroc', 'collapse_score', 'bootstrap_ci', 'spearman', 'label_diversity',
-           'functional_collapse', 'probe_images', 'EvalResult', 'parent_scores', 'cnn_labels', 'MethodScores',
+           'stability_drop', 'zoo_digits', 'auroc', 'collapse_score', 'bootstrap_ci', 'bootstrap_counts',
+           'percentile_ci', 'spearman', 'label_diversity', 'functional_collapse', 'collapse_scores',
+           'functional_collapses', 'probe_images', 'EvalResult', 'parent_scores', 'cnn_labels', 'MethodScores',
            'score_method', 'finetune_methods', 'summarize', 'collapse_table', 'functional_table',
            'wrong_parent_weights', 'spearman_table', 'evaluate']
 
@@ -281,7 +282,7 @@ def cluster_mean_ci(values,  # one value per triple (non-finite ones are dropped
     m, lo, hi, _ = mean_ci(gm, conf)
     return (m, lo, hi, G) if G >= min_units else (m, np.nan, np.nan, G)
 
-# %% ../nbs/06_eval.ipynb #560a86f0
+# %% ../nbs/06_eval.ipynb #4778ed31
 def paired_diff(per: pd.DataFrame,  # per-triple rows: method, c3, the metric and `keys`
                 a: str, b: str,  # the two methods: a − b
                 metric: str = 'id_acc', keys: Sequence = ('triple',),  # what identifies a triple (add 'fold', 'cnns' for pooled runs)
@@ -307,7 +308,7 @@ def stability_drop(steps, acc) -> float:
     acc = np.asarray(acc, dtype=float)[np.argsort(np.asarray(steps), kind='stable')]
     return float((np.maximum.accumulate(acc) - acc).max()) if len(acc) else np.nan
 
-# %% ../nbs/06_eval.ipynb #9312a769
+# %% ../nbs/06_eval.ipynb #60a154c1
 def zoo_digits(zoo: Zoo) -> tuple:
     "The digits a zoo's CNNs were trained on: every class that occurs in one of its experiences."
     return tuple(int(c) for c in MEMBER_COLS if zoo.meta[c].to_numpy().any())
@@ -341,6 +342,17 @@ def bootstrap_ci(fn: Callable, n: int, reps: int = 1000, conf: float = 0.95, see
     if not len(vals): return (np.nan, np.nan)
     return tuple(np.quantile(vals, [(1 - conf) / 2, (1 + conf) / 2]).tolist())
 
+def bootstrap_counts(n: int, reps: int = 1000, seed: int = 0, min_distinct: int = 2) -> np.ndarray:
+    "`bootstrap_ci`'s resamples (the same draws) as counts (reps, n) of each item, less those with fewer than `min_distinct` distinct items."
+    rng = np.random.default_rng(seed)
+    W = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(reps)])
+    return W[(W > 0).sum(1) >= min_distinct]
+
+def percentile_ci(vals, conf: float = 0.95) -> tuple:
+    "The percentile interval of the finite values of `vals` (NaN, NaN if none)."
+    v = np.asarray(vals, dtype=float); v = v[np.isfinite(v)]
+    return tuple(np.quantile(v, [(1 - conf) / 2, (1 + conf) / 2]).tolist()) if len(v) else (np.nan, np.nan)
+
 # %% ../nbs/06_eval.ipynb #2ac30857
 def spearman(x, y,
              min_pairs: int = 8) -> tuple:  # fewer finite pairs: (NaN, NaN), no ρ and no p-value
@@ -350,7 +362,7 @@ def spearman(x, y,
     if ok.sum() < min_pairs or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0: return (np.nan, np.nan)
     r = spearmanr(x[ok], y[ok]); return (float(r.statistic), float(r.pvalue))
 
-# %% ../nbs/06_eval.ipynb #146e9eb4
+# %% ../nbs/06_eval.ipynb #b0cedfcd
 def label_diversity(labels: torch.Tensor) -> float:
     "Mean over images of the chance that two different CNNs label an image differently; `labels` (n CNNs, m images)."
     n = len(labels)
@@ -363,6 +375,28 @@ def functional_collapse(pred: torch.Tensor,  # (n, m) labels of the method's CNN
     "`label_diversity(pred) / label_diversity(true)`: 0 = the same function whatever the parents; 1 = as varied as the targets."
     d = label_diversity(true)
     return label_diversity(pred) / d if d > 0 else float('nan')
+
+def _weighted_total_var(X: torch.Tensor, W: torch.Tensor) -> tuple:
+    "Σ_p of the unbiased variance of the rows of X resampled with counts W (R, n); and Σ_p of their mean square."
+    n = X.shape[0]; X = X.double(); Xc = X - X.mean(0)
+    s1, s2 = W @ Xc, W @ Xc ** 2
+    return ((s2 - s1 ** 2 / n) / (n - 1)).sum(1), (W @ X ** 2).sum(1) / n
+
+def collapse_scores(pred: torch.Tensor, target: torch.Tensor, W: np.ndarray) -> np.ndarray:
+    "`collapse_score` of every resample of the triples, given as counts W (R, n) (`bootstrap_counts`), in one pass."
+    Wd = torch.as_tensor(W, dtype=torch.float64)
+    vp, _ = _weighted_total_var(pred, Wd); vt, ms = _weighted_total_var(target, Wd)
+    ok = vt > 1e-12 * ms.clamp_min(1e-300)
+    return torch.where(ok, vp / vt.where(ok, torch.ones_like(vt)), torch.full_like(vt, float('nan'))).numpy()
+
+def functional_collapses(pred: torch.Tensor, true: torch.Tensor, W: np.ndarray) -> np.ndarray:
+    "`functional_collapse` of every resample of the triples, given as counts W (R, n), in one pass."
+    Wd, n = torch.as_tensor(W, dtype=torch.float64), len(pred)
+    def div(L):
+        c = (Wd @ F.one_hot(L.long(), 10).double().reshape(n, -1)).reshape(len(Wd), -1, 10)
+        return ((n * n - (c ** 2).sum(-1)) / (n * (n - 1))).mean(1)
+    dt = div(true)
+    return torch.where(dt > 0, div(pred) / dt.where(dt > 0, torch.ones_like(dt)), torch.full_like(dt, float('nan'))).numpy()
 
 def probe_images(zoo: Zoo, data: MNISTData, per_class: int = 50) -> torch.Tensor:
     "The fixed images every CNN labels for `functional_collapse`: the first `per_class` test images of each of the zoo's digits."
@@ -418,7 +452,7 @@ def parent_scores(zoo: Zoo, triples: np.ndarray,  # (n, 3) zoo rows
     tt['parents_mean_acc'] = (tt.p1_acc_c1 + tt.p2_acc_c2) / 2
     return tt
 
-# %% ../nbs/06_eval.ipynb #ba72e1d6
+# %% ../nbs/06_eval.ipynb #84dfbc59
 def cnn_labels(models,  # (B, 2464) CNNs or an `Ensemble`
                activation: str, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     "The label (argmax over the ten digits) each CNN gives each image of `x`: (B, len(x))."
@@ -527,7 +561,7 @@ def collapse_table(preds: dict,  # method -> [(triple indices, CNNs)]
     col = []
     for mn, lst in preds.items():
         idx = np.concatenate([s for s, _ in lst]); P = torch.cat([o for _, o in lst]); Wt = zoo.vectors(triples[idx, 2])
-        lo, hi = bootstrap_ci(lambda i: collapse_score(P[i], Wt[i]), len(idx), bootstrap, seed=seed) if bootstrap else (np.nan, np.nan)
+        lo, hi = percentile_ci(collapse_scores(P, Wt, bootstrap_counts(len(idx), bootstrap, seed))) if bootstrap else (np.nan, np.nan)
         col.append(dict(method=mn, collapse=collapse_score(P, Wt), lo=lo, hi=hi, n=len(idx), n_comb=tt.c3.iloc[idx].nunique()))
     return pd.DataFrame(col)
 
@@ -541,7 +575,7 @@ def functional_table(labels: dict,  # method -> [(triple indices, probe labels)]
     rows = []
     for mn, lst in labels.items():
         idx = np.concatenate([s for s, _ in lst]); L = torch.cat([l for _, l in lst]); T = true[idx]
-        lo, hi = bootstrap_ci(lambda i: functional_collapse(L[i], T[i]), len(idx), bootstrap, seed=seed) if bootstrap else (np.nan, np.nan)
+        lo, hi = percentile_ci(functional_collapses(L, T, bootstrap_counts(len(idx), bootstrap, seed))) if bootstrap else (np.nan, np.nan)
         rows.append(dict(method=mn, functional=functional_collapse(L, T), functional_lo=lo, functional_hi=hi))
     return pd.DataFrame(rows)
 

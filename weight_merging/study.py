@@ -28,7 +28,7 @@ __all__ = ['RECALL_DOMAINS', 'UNSEEN_SEEDS', 'TRAIN_DOMAINS', 'STUDY_PRESETS', '
            'fold_triples', 'StageLog', 'zoo_stage', 'bounded_zoo', 'partner_rows', 'wrong_parent_kind', 'eval_fold',
            'pool_study', 'pool_collapse', 'method_stats', 'study_headline', 'versus', 'recall_proof_table',
            'paired_table', 'reading_table', 'headline_markdown', 'training_times', 'test_zoos', 'study_report',
-           'compare_results', 'same_run', 'run_study', 'parse_eval', 'wm_run']
+           'compare_results', 'same_run', 'run_study', 'pool_runs', 'parse_eval', 'wm_run']
 
 # %% ../nbs/07_study.ipynb #017c7643
 _QUICK_EVAL = dict(steps=(0, 50, 100, 200), epochs=1, ft_sample=6, cl_sample=3, n_fisher=64)
@@ -57,7 +57,7 @@ STUDY_PRESETS = {
 CNN_SETS = {'own': 'training-zoo CNNs', 'fresh': 'fresh CNNs', 'shifted': 'fresh CNNs, unseen image domain'}  # the kinds of test CNNs, as the report names them ('shifted': older runs)
 RECALL_PROOF = 'unseen domains and θ0'  # the report's name of the recall-proof test set: every kind of test CNNs but 'own' and 'fresh'
 
-# %% ../nbs/07_study.ipynb #b7883228
+# %% ../nbs/07_study.ipynb #d39f1532
 def test_kinds(P: dict) -> list:
     "The kinds of test CNNs of preset entry `P`, recall-proof first: its test domains, 'theta0' (if it has test seeds), 'fresh', 'own'."
     return [*P.get('test_domains', ()), *(['theta0'] if P.get('test_seeds') else []), 'fresh', 'own']
@@ -154,7 +154,7 @@ def bounded_zoo(cfg, epochs: int | None):
     return replace(cfg, train=replace(t, epochs=epochs, bins=bins, min_epochs=bins[0], cycle_epochs=min(t.cycle_epochs, max(epochs / 2, 0.5))))
 
 
-# %% ../nbs/07_study.ipynb #1daa8b98
+# %% ../nbs/07_study.ipynb #2550456f
 def partner_rows(zoo, rows, zoo2,
                  match=('activation', 'init', 'seed', 'bin')) -> np.ndarray:  # fields that must agree besides the classes
     "For each of `zoo`'s `rows`, the row of `zoo2` with the same classes and `match` fields (its first replica), or -1."
@@ -226,7 +226,7 @@ def pool_study(eval_dir, folds) -> tuple:
             for _, row in r.methods.iterrows(): labels[_SEED.sub(r'\1', row['name'])] = _SEED.sub(r'\1', row['label'])
     return pd.concat(parts, ignore_index=True), labels
 
-# %% ../nbs/07_study.ipynb #f39e2687
+# %% ../nbs/07_study.ipynb #682d56e1
 def pool_collapse(eval_dir, folds) -> pd.DataFrame:
     "Every fold's and kind's collapse table (weight-space and functional), with fold, kind of CNNs (`cnns`) and merger seed."
     parts = []
@@ -285,7 +285,7 @@ def versus(per: pd.DataFrame,
     share = cluster_mean_ci(j.v, j.c3, min_units=2)[0] / cluster_mean_ci(j.r, j.c3, min_units=2)[0]
     return dict(share_of_true=round(float(share), 4), beats=round(float((j.v > j.o).mean()), 4), n=len(j), n_comb=int(j.c3.nunique()))
 
-# %% ../nbs/07_study.ipynb #91c86f01
+# %% ../nbs/07_study.ipynb #405dbe05
 def _share(per: pd.DataFrame, method: str, reference: str = 'ground truth C3') -> float:
     "Mean over combinations of `method` divided by `reference`'s on the same triples."
     keys = [k for k in ('cnns', 'fold', 'triple') if k in per]
@@ -582,6 +582,40 @@ def run_study(preset: str = 'quick',  # a STUDY_PRESETS name
     log(f"report: {out/'report.md'}  (results: {out/'results.json'})")
     return res
 
+# %% ../nbs/07_study.ipynb #7052d17b
+def pool_runs(sources,  # run folders of one preset that ran different folds
+              out,  # the pooled run folder
+              preset: str, seeds=None, eval: dict | None = None, steps: int = 200) -> dict:
+    "Join run folders that evaluated different folds of one study into `out` (fold evaluations, training records, stages) and write its report."
+    if preset not in STUDY_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
+    P = dict(STUDY_PRESETS[preset]); P['eval'] = {**P['eval'], **(eval or {})}
+    if seeds is not None: P['seeds'] = tuple(seeds)
+    out = Path(out); stages, folds = {}, {}
+    for src in map(Path, sources):
+        if not (src/'stages.json').exists(): raise FileNotFoundError(f"{src} holds no stages.json: not a wm-run folder")
+        for k, v in StageLog(src).stages.items():
+            if k in stages and (stages[k]['settings'] != v['settings'] or ('zoo' in k and stages[k]['finished'] != v['finished'])):
+                raise ValueError(f"stage {k!r} differs between the pooled runs ({folds.get('_first')} and {src}): "
+                                 "they are not one study (the processes must share one build of each zoo)")
+            stages.setdefault(k, v)
+        folds.setdefault('_first', src)
+        for fd in sorted((src/'eval').glob('fold*')):
+            f = int(fd.name[4:])
+            if f in folds: raise ValueError(f"fold {f} is in both {folds[f]} and {src}")
+            folds[f] = src
+    fl = sorted(f for f in folds if f != '_first')
+    if not fl: raise ValueError(f"none of {[str(s) for s in sources]} holds a fold evaluation (eval/foldF)")
+    import shutil
+    for f in fl:
+        src = folds[f]
+        shutil.copytree(src/'eval'/f'fold{f}', out/'eval'/f'fold{f}', dirs_exist_ok=True)
+        for m in (src/'merger').glob(f'fold{f}-seed*'):
+            for name in ('summary.json', 'metrics.jsonl', 'config.json'):
+                if (m/name).exists(): (out/'merger'/m.name).mkdir(parents=True, exist_ok=True); shutil.copy2(m/name, out/'merger'/m.name/name)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out/'stages.json', lambda p: p.write_text(json.dumps(stages, indent=1)))
+    return study_report(out, preset, P, fl, steps)
+
 # %% ../nbs/07_study.ipynb #7828aa2b
 def parse_eval(s: str | None) -> dict:
     "Evaluation overrides from the command line, 'key=value,...' with integer values ('ft_sample=4,cl_sample=2'); keys are checked by `eval_settings`."
@@ -611,6 +645,7 @@ def wm_run(preset: str = 'quick',  # tiny, quick, domains, study, standard or pa
            epochs: int = None,  # a bounded run: merger training epochs (default: the preset's)
            max_steps: int = None,  # a bounded run: merger optimizer steps per epoch at most
            eval: str = None,  # evaluation settings overriding the preset's, e.g. 'ft_sample=4,cl_sample=2' (integers; see EVAL_DEFAULTS)
+           pool: str = None,  # comma-separated run folders of this preset that ran different folds: pool them into --out instead of running
            compare: str = None,  # a results.json (or its folder) to compare this run's headline with
            tol: float = None,  # agreement tolerance of --compare, points (default: 3 × the reference's merger seed sd, at least 1)
            quiet: store_true = False,  # no progress bars
@@ -622,8 +657,12 @@ def wm_run(preset: str = 'quick',  # tiny, quick, domains, study, standard or pa
         except ValueError: raise ValueError(f"--folds and --seeds take comma-separated integers (or --folds all), got {folds!r}, {seeds!r}") from None
         ev = parse_eval(eval)
         t = time.time()
-        res = run_study(preset, out, workers, device, mnist_dir, wandb, eval=ev, folds=fl, seeds=sd, subtract=subtract, zoo_epochs=zoo_epochs, epochs=epochs,
-                        max_steps=max_steps, progress=not quiet, log=None if quiet else print)
+        if pool:
+            if not out: raise ValueError("--pool needs --out, the folder of the pooled study")
+            res = pool_runs(pool.split(','), out, preset, sd, ev)
+        else:
+            res = run_study(preset, out, workers, device, mnist_dir, wandb, eval=ev, folds=fl, seeds=sd, subtract=subtract,
+                            zoo_epochs=zoo_epochs, epochs=epochs, max_steps=max_steps, progress=not quiet, log=None if quiet else print)
         out = Path(res['run'])
         print(f"wm-run --preset {preset}: finished in {time.time() - t:.0f} s (stages together {res['seconds']:.0f} s). Report: {out/'report.md'}")
         if compare:
