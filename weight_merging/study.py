@@ -590,20 +590,22 @@ def pool_runs(sources,  # run folders of one preset that ran different folds
     if preset not in STUDY_PRESETS: raise ValueError(f"unknown run preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
     P = dict(STUDY_PRESETS[preset]); P['eval'] = {**P['eval'], **(eval or {})}
     if seeds is not None: P['seeds'] = tuple(seeds)
-    out = Path(out); stages, folds = {}, {}
+    out = Path(out); stages, folds, eval_set = {}, {}, None
     for src in map(Path, sources):
         if not (src/'stages.json').exists(): raise FileNotFoundError(f"{src} holds no stages.json: not a wm-run folder")
-        for k, v in StageLog(src).stages.items():
-            if k in stages and (stages[k]['settings'] != v['settings'] or ('zoo' in k and stages[k]['finished'] != v['finished'])):
-                raise ValueError(f"stage {k!r} differs between the pooled runs ({folds.get('_first')} and {src}): "
-                                 "they are not one study (the processes must share one build of each zoo)")
-            stages.setdefault(k, v)
-        folds.setdefault('_first', src)
         for fd in sorted((src/'eval').glob('fold*')):
             f = int(fd.name[4:])
             if f in folds: raise ValueError(f"fold {f} is in both {folds[f]} and {src}")
             folds[f] = src
-    fl = sorted(f for f in folds if f != '_first')
+        for k, v in StageLog(src).stages.items():
+            if 'zoo' in k and k in stages and (stages[k]['settings'] != v['settings'] or stages[k]['finished'] != v['finished']):
+                raise ValueError(f"zoo stage {k!r} differs between the pooled runs: the processes must share one build of each zoo")
+            if k.startswith('eval fold'):   # one evaluation protocol for every fold (the training config names each run's folders)
+                es_ = {a: b for a, b in v['settings'].items() if a != 'train'}
+                if eval_set is not None and es_ != eval_set: raise ValueError(f"{src}: stage {k!r} was evaluated with other settings")
+                eval_set = es_
+            stages.setdefault(k, v)
+    fl = sorted(folds)
     if not fl: raise ValueError(f"none of {[str(s) for s in sources]} holds a fold evaluation (eval/foldF)")
     import shutil
     for f in fl:
