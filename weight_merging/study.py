@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from fastcore.script import call_parse, store_true
 
-from .zoo import MEMBER_COLS, zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors
+from .zoo import MEMBER_COLS, zoo_preset, load_zoo, zoo_data, atomic_write, run_provenance, cli_errors, run_lock
 from .build import build_zoo
 from .scenarios import ScenarioConfig, make_scenario
 from .train import MERGER_PRESETS, MergerConfig, merger_preset, train_merger, read_checkpoint, combination_triples
@@ -660,12 +660,12 @@ def wm_run(preset: str = 'quick',  # tiny, quick, domains, study, standard or pa
         except ValueError: raise ValueError(f"--folds and --seeds take comma-separated integers (or --folds all), got {folds!r}, {seeds!r}") from None
         ev = parse_eval(eval)
         t = time.time()
-        if pool:
-            if not out: raise ValueError("--pool needs --out, the folder of the pooled study")
-            res = pool_runs(pool.split(','), out, preset, sd, ev)
-        else:
-            res = run_study(preset, out, workers, device, mnist_dir, wandb, eval=ev, folds=fl, seeds=sd, subtract=subtract,
-                            zoo_epochs=zoo_epochs, epochs=epochs, max_steps=max_steps, progress=not quiet, log=None if quiet else print)
+        if pool and not out: raise ValueError("--pool needs --out, the folder of the pooled study")
+        with run_lock(Path(out or f'runs/{preset}'), 'wm-run'):  # one writer per run folder (its stages hold it too, re-entrantly)
+            if pool: res = pool_runs(pool.split(','), out, preset, sd, ev)
+            else:
+                res = run_study(preset, out, workers, device, mnist_dir, wandb, eval=ev, folds=fl, seeds=sd, subtract=subtract,
+                                zoo_epochs=zoo_epochs, epochs=epochs, max_steps=max_steps, progress=not quiet, log=None if quiet else print)
         out = Path(res['run'])
         print(f"wm-run --preset {preset}: finished in {time.time() - t:.0f} s (stages together {res['seconds']:.0f} s). Report: {out/'report.md'}")
         if compare:
